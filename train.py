@@ -1,0 +1,213 @@
+r"""Pretrain a decoder: the same code on a laptop CPU, one GPU, a GPU cluster or a TPU pod.
+
+  python train.py --config=configs/llama.py:tiny --workdir=runs/tiny [--config.total_steps=2000]
+  python train.py --config=configs/llama.py:7b --workdir=runs/plan7b --dry_run
+
+Re-running the same command resumes from the newest checkpoint in the workdir.
+"""
+
+import functools
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from training import distributed
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, path[:arg].", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, metrics and the tokenizer go.")
+_DRY_RUN = flags.DEFINE_bool("dry_run", False, "Compile the step, print sizes and the cost plan, then exit.")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", "", "host:port of process 0 (multi-host).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", 0, "Processes in the job (multi-host).")
+_PROCESS_ID = flags.DEFINE_integer("process_id", -1, "This process's index (multi-host).")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def git_commit():
+  here = os.path.dirname(os.path.abspath(__file__))
+  try:
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                           capture_output=True, text=True).stdout.strip()
+    return commit.stdout.strip() + ("-dirty" if dirty else "")
+  except (OSError, subprocess.CalledProcessError):
+    return "unknown"
+
+
+def main(argv):
+  del argv
+  config, workdir = _CONFIG.value, _WORKDIR.value
+
+  # ---------------------------------------------------------------- cluster
+  process_index, process_count = distributed.initialize(
+      _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  import jax  # pylint: disable=g-import-not-at-top  (after jax.distributed.initialize)
+  import jax.numpy as jnp
+  import numpy as np
+
+  from input_pipeline import loader, tokenizer as tokenizer_lib
+  from models import partitioning, transformer
+  from models.decode import Sampler
+  from training import checkpoint, config_check, cost, mesh as mesh_lib, metrics as metrics_lib
+  from training import state as train_state, steps
+
+  is_primary = process_index == 0
+  mesh_sizes = config_check.check(config, jax.device_count(), process_count)
+  os.makedirs(workdir, exist_ok=True)
+  if is_primary:
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(config.to_json_best_effort(indent=2))
+    with open(os.path.join(workdir, "run_info.json"), "w") as f:
+      json.dump(dict(git_commit=git_commit(), argv=sys.argv, devices=jax.device_count(),
+                     device_kind=jax.devices()[0].device_kind, processes=process_count), f, indent=2)
+  logging.info("%d processes, %d devices (%s), mesh %s", process_count, jax.device_count(),
+               jax.devices()[0].device_kind, mesh_sizes)
+
+  # ---------------------------------------------------------------- mesh
+  mesh = mesh_lib.make_mesh(config.mesh)
+  rules = tuple(config.logical_axis_rules)
+
+  # ---------------------------------------------------------------- model, optimizer, update step
+  model_cfg = config.model
+  num_params, num_matmul_params = transformer.count_params(model_cfg)
+  setup = train_state.build(config, mesh)
+  graphdef, compiled_step = setup.graphdef, setup.step
+  to_global = functools.partial(train_state.to_global, setup.batch_sharding)
+
+  tokens_per_step = config.batch_size * config.seq_len
+  flops_per_token = cost.flops_per_token(num_matmul_params, model_cfg.num_layers, model_cfg.num_heads,
+                                         model_cfg.head_dim, config.seq_len)
+  flops_per_step = flops_per_token * tokens_per_step
+  device_kind = config.cost.device_kind or jax.devices()[0].device_kind
+  device_count = config.cost.device_count or jax.device_count()
+  peak = cost.peak_flops(device_kind, model_cfg.dtype)
+  if is_primary:
+    memory = mesh_lib.memory_report(compiled_step, setup.abstract_state, device_count)
+    print(f"params: {num_params:,} ({num_matmul_params:,} in matmuls)\n"
+          f"FLOPs per step: {flops_per_step:.4g} ({flops_per_token:.4g} per token, PaLM appendix B)\n"
+          f"step compiled in {setup.compile_seconds:.1f}s for mesh {mesh_sizes}\n{memory}")
+    if peak is None:
+      print(f"peak FLOP/s unknown for {device_kind!r}: MFU is not reported")
+  if _DRY_RUN.value:
+    if is_primary:
+      plan = cost.plan_cost(flops_per_step * config.total_steps, device_kind, device_count,
+                            assumed_mfu=0.4, cost_cfg=config.cost)
+      print(cost.format_cost_report(plan))
+      cost.save_cost_report(workdir, plan, name="cost_plan.json")
+    return
+
+  # ---------------------------------------------------------------- input
+  tokenizer = tokenizer_lib.get_tokenizer(config.data, vocab_size=model_cfg.vocab_size, workdir=workdir)
+  train_iter = loader.make_train_iterator(config, tokenizer, process_index, process_count)
+  eval_batches = loader.make_eval_batches(config, tokenizer, process_index, process_count) if config.eval_every else []
+
+  # ---------------------------------------------------------------- checkpoint: restore or init
+  ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"), keep=config.keep_checkpoints,
+                                 async_save=config.async_checkpointing)
+  start_step = ckpt.latest_step()
+  if start_step is not None:
+    state = ckpt.restore(start_step, setup.abstract_state, train_iter)
+    logging.info("resumed from step %d", start_step)
+  else:
+    start_step = 0
+    state = setup.init()
+
+  # ---------------------------------------------------------------- evals
+  token_bytes = jnp.asarray(tokenizer.token_byte_lengths(), jnp.float32)
+  with partitioning.activation_sharding(mesh, rules):
+    eval_step = jax.jit(steps.make_eval_step(graphdef, token_bytes), in_shardings=(setup.param_shardings, setup.batch_sharding))
+
+  def evaluate(params):
+    with partitioning.activation_sharding(mesh, rules):
+      sums = [eval_step(params, to_global(b)) for b in eval_batches]
+    total = jax.device_get(jax.tree.map(lambda *x: sum(x), *sums))
+    return dict(eval_loss=float(total["nll"] / max(total["weight"], 1)),
+                eval_bpb=float(total["nll"] / math.log(2) / max(total["bytes"], 1)))
+
+  # ---------------------------------------------------------------- train loop
+  writer = metrics_lib.MetricsLogger(workdir, config.total_steps, start_step, is_primary)
+  stop = dict(signal=None)
+  signal.signal(signal.SIGTERM, lambda signum, _: stop.update(signal=signum))
+  train_seconds, interval_start, interval_steps, pending, last_logged = 0.0, time.time(), 0, None, {}
+  mfus = []
+
+  def finish(step, metrics):
+    """Fetch a step's metrics (one step late, so the device never waits), check them, log them."""
+    nonlocal interval_start, interval_steps, train_seconds
+    metrics = jax.device_get(metrics)
+    if not all(math.isfinite(float(v)) for v in (metrics["loss"], metrics["grad_norm"])):
+      raise FloatingPointError(
+          f"step {step}: loss {metrics['loss']} / grad norm {metrics['grad_norm']} is not finite; "
+          f"stopping. The last good checkpoint (step {ckpt.latest_step()}) is kept in {workdir}/checkpoints.")
+    evaluate_now = config.eval_every and (step % config.eval_every == 0 or step == config.total_steps)
+    if step % config.log_every and not evaluate_now and step != config.total_steps:
+      return
+    elapsed = time.time() - interval_start
+    train_seconds += elapsed
+    tokens_per_second = interval_steps * tokens_per_step / max(elapsed, 1e-9)
+    mfu = cost.mfu(tokens_per_second, flops_per_token, jax.device_count(), peak)
+    if mfu is not None and step > start_step + 1:
+      mfus.append(mfu)
+    record = dict(loss=float(metrics["loss"]), learning_rate=float(metrics["learning_rate"]),
+                  grad_norm=float(metrics["grad_norm"]), tokens_per_second=tokens_per_second, mfu=mfu)
+    if model_cfg.z_loss:
+      record["z_loss"] = float(metrics["z_loss"])
+    if evaluate_now and eval_batches:
+      record.update(evaluate(state["params"]))
+    writer.write(step, record)
+    last_logged.update(record)
+    interval_start, interval_steps = time.time(), 0
+
+  step = start_step
+  while step < config.total_steps:
+    batch = to_global(next(train_iter))
+    with partitioning.activation_sharding(mesh, rules), jax.transfer_guard("disallow"):
+      state, metrics = compiled_step(state, batch)
+    step += 1
+    interval_steps += 1
+    if pending:
+      finish(*pending)
+    pending = (step, metrics)
+    checkpoint_now = (config.checkpoint_every and step % config.checkpoint_every == 0) or step == config.total_steps
+    if checkpoint_now or stop["signal"]:
+      finish(*pending)
+      pending = None
+      ckpt.save(step, state, train_iter, force=True)
+    if stop["signal"]:
+      logging.warning("signal %d: checkpoint at step %d saved, exiting", stop["signal"], step)
+      ckpt.wait()
+      ckpt.close()
+      writer.close()
+      sys.exit(128 + stop["signal"])
+  if pending:
+    finish(*pending)
+  ckpt.wait()
+  ckpt.close()
+  writer.close()
+
+  # ---------------------------------------------------------------- report
+  trained_steps = config.total_steps - start_step
+  report = cost.cost_report(
+      flops_per_step * trained_steps, device_kind, device_count, train_seconds,
+      float(np.mean(mfus)) if mfus else None, config.cost)
+  if is_primary:
+    if "eval_bpb" in last_logged:
+      print(f"held-out: loss {last_logged['eval_loss']:.4f} nats/token, {last_logged['eval_bpb']:.4f} bits/byte")
+    print(cost.format_cost_report(report))
+    cost.save_cost_report(workdir, report)
+  if config.sample.prompt:
+    sampler = Sampler(graphdef, state["params"], tokenizer)
+    s = config.sample
+    text = sampler.generate([s.prompt], s.max_new_tokens, s.temperature, s.top_k, s.top_p, seed=config.seed)[0]
+    if is_primary:
+      print(f"sample: {s.prompt + text!r}")
+
+
+if __name__ == "__main__":
+  app.run(main)
