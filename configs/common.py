@@ -5,6 +5,8 @@ Stable interface relied on by sweeps and later stages: `seed`, `total_steps`, `b
 `checkpoint_every`, `eval_every`.
 """
 
+import os
+
 import ml_collections
 
 # Public-domain English books and speeches in shared/data/pretrain_text (paths are relative to the
@@ -148,3 +150,15 @@ def shrink_for_local(c):
   c.optimizer.warmup_steps = 5
   c.data.tokenizer_train_chars = 300_000
   c.sample.max_new_tokens = 16
+
+
+def load_config(spec):
+  """'configs/llama.py:tiny' -> that file's get_config('tiny'), as ml_collections config_flags does."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  path, _, arg = spec.partition(":")
+  module_spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
+  if module_spec is None or not os.path.isfile(path):
+    raise ValueError(f"config {spec!r}: no config file at {path!r}")
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config(arg) if arg else module.get_config()

@@ -5,22 +5,8 @@ import numpy as np
 import pytest
 
 from configs import llama, palm
+from input_pipeline import synthetic
 from training import mesh as mesh_lib, state as train_state
-
-
-def synthetic_batches(config, steps, seed=0):
-  """Packed-looking batches (two documents per row, so segment masking is exercised) of Zipf tokens,
-  which a model learns within a few steps."""
-  rng = np.random.default_rng(seed)
-  b, t = config.batch_size, config.seq_len
-  for _ in range(steps):
-    tokens = np.minimum(rng.zipf(1.3, size=(b, t + 1)), config.model.vocab_size - 1).astype(np.int32)
-    cut = rng.integers(4, t - 4, size=b)
-    seg = np.where(np.arange(t)[None] < cut[:, None], 1, 2).astype(np.int32)
-    pos = np.where(seg == 1, np.arange(t)[None], np.arange(t)[None] - cut[:, None]).astype(np.int32)
-    weights = np.ones((b, t), np.float32)
-    weights[np.arange(b), cut - 1] = 0.0  # the last token of doc 1 does not predict doc 2
-    yield dict(inputs=tokens[:, :-1], targets=tokens[:, 1:], segment_ids=seg, positions=pos, loss_weights=weights)
 
 
 def small_config(family=llama, **mesh):
@@ -37,7 +23,7 @@ def run_losses(config, devices, steps=10):
   setup = train_state.build(config, mesh)
   state = setup.init()
   losses = []
-  for batch in synthetic_batches(config, steps):
+  for batch in synthetic.batches(config.batch_size, config.seq_len, config.model.vocab_size, steps):
     state, metrics = setup.step(state, train_state.to_global(setup.batch_sharding, batch))
     losses.append(float(metrics["loss"]))
   return np.array(losses), state

@@ -1,0 +1,1 @@
+"""Text -> token batches: sources (files, TFDS), tokenizer (SentencePiece), packing, loader (Grain)."""
