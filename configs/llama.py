@@ -65,3 +65,12 @@ def get_config(arg="tiny"):
   if arg.runlocal:
     common.shrink_for_local(c)
   return c
+
+
+def get_sweep(arg="tiny"):
+  """Learning rate x width for the CPU presets (6 members):
+  python -m training.sweep --config=configs/llama.py:tiny --sweepdir=runs/sweep_lr_width
+  """
+  del arg
+  from training.sweep import product, sweep  # pylint: disable=g-import-not-at-top
+  return product(sweep("optimizer.learning_rate", [1e-3, 3e-3, 1e-2]), sweep("model.embed_dim", [128, 192]))

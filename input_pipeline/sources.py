@@ -106,6 +106,10 @@ def load_documents(data_config):
         f"{data_config.field!r} fields, or everything removed by data.dedupe).")
   stats.num_documents = len(documents)
   stats.num_chars = sum(len(d) for d in documents)
+  if stats.undecodable:
+    logging.warning("data: %d byte sequences in %d files are not UTF-8 and were replaced by U+FFFD "
+                    "(e.g. %s)", sum(stats.undecodable.values()), len(stats.undecodable),
+                    next(iter(stats.undecodable)))
   logging.info("data: %d documents, %d characters from %d files; dedupe dropped %d paragraphs "
                "(%d characters); %d files had undecodable bytes", stats.num_documents,
                stats.num_chars, stats.num_files, stats.dedupe_dropped_paragraphs,
@@ -124,8 +128,25 @@ def split_heldout(text, eval_fraction):
   return text[:cut], text[cut:]
 
 
+_SPLITS_CACHE = {}
+
+
 def load_splits(data_config):
-  """-> (train_documents, held_out_documents, SourceStats); empty parts are left out."""
+  """-> (train_documents, held_out_documents, SourceStats); empty parts are left out.
+
+  The tokenizer, the train iterator and the eval batches all start from this; the last result is
+  kept while the config and the files (paths, sizes, mtimes) are unchanged, so one run reads once.
+  """
+  files = () if data_config.name else tuple(
+      (p, os.path.getmtime(p), os.path.getsize(p)) for p in resolve_files(data_config))
+  key = (data_config.to_json_best_effort(sort_keys=True), files)
+  if key not in _SPLITS_CACHE:
+    _SPLITS_CACHE.clear()
+    _SPLITS_CACHE[key] = _load_splits(data_config)
+  return _SPLITS_CACHE[key]
+
+
+def _load_splits(data_config):
   documents, stats = load_documents(data_config)
   pairs = [split_heldout(d, data_config.eval_fraction) for d in documents]
   train = [t for t, _ in pairs if t]
@@ -161,8 +182,7 @@ def _read_file(path, field, stats):
     text = raw.decode("utf-8", errors="replace")
     replaced = text.count("\ufffd") - raw.count("\ufffd".encode())
     stats.undecodable[path] = replaced
-    logging.warning("data: %s: %d byte sequences are not UTF-8; replaced by U+FFFD", path,
-                    replaced)
+    logging.info("data: %s: %d byte sequences are not UTF-8; replaced by U+FFFD", path, replaced)
   if not path.endswith(".jsonl"):
     return [text]
   documents = []

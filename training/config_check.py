@@ -17,6 +17,19 @@ def _need(ok, field, value, expected):
     raise ConfigError(f"config.{field} = {value!r}: expected {expected}.")
 
 
+def unknown_field(config, path):
+  """'model.nope' -> "config.model has no field 'nope'; it has [...]", or None when the field exists."""
+  node, parts = config, path.split(".")
+  for i, part in enumerate(parts):
+    where = ".".join(["config", *parts[:i]])
+    if not hasattr(node, "keys"):
+      return f"{where} is a {type(node).__name__}, not a group of fields"
+    if part not in node:
+      return f"{where} has no field {part!r}; it has {sorted(node.keys())}"
+    node = node[part]
+  return None
+
+
 def check(config, device_count, process_count=1):
   """Raises ConfigError naming the field, its value and what was expected."""
   m = config.model

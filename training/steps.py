@@ -60,6 +60,7 @@ def make_train_step(graphdef, tx, schedule, loss_fn, accum_steps=1):
         loss=sums["nll"] / total_weight,
         z_loss=sums["z"] / total_weight,
         grad_norm=optax.tree.norm(grads),
+        param_norm=optax.tree.norm(new_state["params"]),  # checked before a checkpoint is written
         learning_rate=schedule(state["step"]),
         tokens=sums["weight"],
     )

@@ -24,7 +24,6 @@ a job array whose index picks the member, and prints it.
 
 import argparse
 import datetime
-import importlib.util
 import itertools
 import json
 import os
@@ -32,6 +31,8 @@ import shlex
 import subprocess
 import sys
 import time
+
+from configs import common
 
 MANIFEST = "manifest.json"
 
@@ -68,20 +69,11 @@ def _merge(dicts):
 
 # --- loading ------------------------------------------------------------------------------------
 
-def _load_module(path):
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"--config: no file {path!r}")
-  spec = importlib.util.spec_from_file_location("sweep_config", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 def load_sweep(config_path):
   """'configs/x.py[:arg]' -> list of override dicts (keys without a leading 'config.'), checked
   against the config's fields when the file also defines get_config."""
   path, *arg = config_path.split(":", 1)  # as ml_collections.config_flags does
-  module = _load_module(path)
+  module = common.load_module(path)
   if not hasattr(module, "get_sweep"):
     raise ValueError(f"{path} defines no get_sweep(arg); see training/sweep.py")
   members = module.get_sweep(*arg)
