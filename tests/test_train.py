@@ -196,11 +196,12 @@ def test_sigterm_saves_and_resumes(reference, corpus_dir, tmp_path):
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(corpus_dir, tmp_path):
-  # Step 1 has learning rate 0 (warmup); step 2's 1e30 update makes step 3's loss overflow.
+  # Step 1 has learning rate 0 (warmup); step 2's 1e30 update overflows the params, which the
+  # param-norm check catches before checkpoint 2 is written.
   result = run(train_args(corpus_dir, tmp_path, **{"optimizer.learning_rate": 1e30,
                                                     "checkpoint_every": 1, "eval_every": 0}))
   assert result.returncode != 0
-  match = re.search(r"step (\d+): loss \S+ / grad norm \S+ is not finite; stopping\. "
+  match = re.search(r"step (\d+): loss \S+, grad norm \S+, param norm \S+: not finite; stopping\. "
                     r"The last good checkpoint \(step (\d+)\)", result.stderr)
   assert match, result.stderr[-4000:]
   bad_step, good_step = int(match.group(1)), int(match.group(2))
