@@ -55,7 +55,7 @@ def model_config(**overrides):
   m.dtype = "float32"  # compute dtype of activations and matmuls (bfloat16 on accelerators)
   m.remat = "none"  # "none", "full" (recompute the block) or "save_dots" (keep matmul outputs)
   m.scan_layers = True  # one compiled block scanned over layers (fast compile for deep models)
-  m.attention = "dot_product"  # "dot_product" (jax.nn.dot_product_attention) or "einsum"
+  m.attention = "einsum"  # "einsum" (ours; 2-7% faster on CPU, README) or "dot_product" (jax.nn)
   m.init_std = 0.02  # normal init std of the embeddings; projections use fan-in scaling
   m.update(overrides)
   return m

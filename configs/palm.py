@@ -28,10 +28,12 @@ def get_config(arg="tiny"):
   c.model = common.model_config(block="palm", norm="layer", num_kv_heads=1, tie_embeddings=True,
                                 z_loss=1e-4, init_std=1.0)
   if arg.variant == "tiny":
-    c.model.update(vocab_size=8192, num_layers=6, embed_dim=256, num_heads=8, head_dim=32, mlp_dim=1024,
+    # llama.py:tiny's width and schedule with PaLM's block, for a like-for-like comparison.
+    c.model.update(vocab_size=4096, num_layers=4, embed_dim=192, num_heads=6, head_dim=32, mlp_dim=512,
                    init_std=0.02)
-    c.update(total_steps=1500, batch_size=32, seq_len=256, eval_every=250, checkpoint_every=250)
-    c.optimizer.update(learning_rate=3e-3, warmup_steps=100)
+    c.update(total_steps=550, batch_size=16, seq_len=256, eval_every=110, checkpoint_every=110,
+             log_every=10)
+    c.optimizer.update(learning_rate=3e-3, warmup_steps=50)
   elif arg.variant in PAPER:
     layers, embed, heads, head_dim = PAPER[arg.variant]
     c.model.update(vocab_size=256000, num_layers=layers, embed_dim=embed, num_heads=heads,
@@ -39,7 +41,7 @@ def get_config(arg="tiny"):
     # The paper: 2048-token sequences, batch ramped to 1-4M tokens, 780B tokens; we use the final
     # batch of 2048 sequences for planning, with AdamW in place of Adafactor.
     c.update(batch_size=2048, seq_len=2048, total_steps=int(780e9 // (2048 * 2048)))
-    c.optimizer.update(learning_rate=1e-2 / 100, warmup_steps=10000)
+    c.optimizer.update(learning_rate=1e-4, warmup_steps=10000)
     c.mesh.update(data=1, fsdp=-1, tensor=1)
   else:
     raise ValueError(f"configs/palm.py: unknown variant {arg.variant!r}; choose tiny or one of {sorted(PAPER)}")
