@@ -1,0 +1,46 @@
+"""Every preset passes the config checks, and config arguments parse or fail clearly."""
+
+import pytest
+
+from configs import common, llama, palm
+from training import config_check
+
+PRESETS = [(llama, v) for v in ("tiny", "shakespeare", "gpt2s", "7b", "13b", "33b", "65b")] + [
+    (palm, v) for v in ("tiny", "8b", "62b", "540b")]
+
+
+@pytest.mark.parametrize("family,variant", PRESETS, ids=lambda x: getattr(x, "__name__", x))
+@pytest.mark.parametrize("runlocal", [False, True])
+def test_presets_are_valid(family, variant, runlocal):
+  config = family.get_config(f"{variant},runlocal={runlocal}")
+  sizes = config_check.check(config, device_count=8)
+  assert sizes["data"] * sizes["fsdp"] * sizes["tensor"] == 8
+  assert "python train.py --config=configs/" in family.__doc__  # docstrings carry the command
+
+
+def test_config_args():
+  assert llama.get_config("variant=tiny,runlocal=True").model.num_layers == 2
+  with pytest.raises(ValueError, match="unknown key 'size'"):
+    llama.get_config("size=7b")
+  with pytest.raises(ValueError, match="unknown variant 'huge'"):
+    palm.get_config("huge")
+  assert common.load_config("configs/llama.py:7b").model.embed_dim == 4096
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("model.num_kv_heads", 4, "a divisor of model.num_heads"),
+    ("model.dtype", "float8", "one of"),
+    ("grad_accum_steps", 3, "a divisor of batch_size"),
+    ("optimizer.warmup_steps", 10**9, "between 0 and total_steps"),
+    ("mesh.tensor", 3, "does not divide"),
+])
+def test_bad_fields_are_named(field, value, message):
+  config = llama.get_config("tiny")
+  node = config
+  *parents, leaf = field.split(".")
+  for p in parents:
+    node = node[p]
+  node[leaf] = value
+  with pytest.raises(config_check.ConfigError, match=message) as e:
+    config_check.check(config, device_count=8)
+  assert field.split(".")[-1] in str(e.value) or "mesh" in str(e.value)
