@@ -2,9 +2,10 @@
 attention, SwiGLU, rotary, shared input/output embedding, LayerNorm without bias, z-loss 1e-4.
 
 Variants (`configs/palm.py:<variant>`):
-  tiny     trains on this 2-core CPU in about 10 minutes:
+  tiny     llama.py:tiny's width, data and schedule with PaLM's block (2.3M params): 10.5 minutes
+           end to end on a 2-core CPU (3.8k tokens/s).
            python train.py --config=configs/palm.py:tiny --workdir=runs/palm_tiny
-           Expected: held-out bits-per-byte close to llama.py:tiny's at the same step (README).
+           Expected: held-out bits-per-byte 1.74 at step 550 (llama.py:tiny: 1.84).
   8b 62b 540b  the PaLM paper's dimensions (Chowdhery et al. 2022, Table 1), 256k vocab:
            python train.py --config=configs/palm.py:8b --workdir=runs/plan8b --dry_run \\
                --config.cost.device_kind="TPU v4" --config.cost.device_count=512
