@@ -330,3 +330,19 @@ def test_dry_run_plans_7b_without_allocating_it(tmp_path):
   assert plan["device_count"] == 2048 and plan["total_flops"] > 4e22
   assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "metrics.jsonl").exists()
   assert usage.ru_maxrss < 4 * 2**20  # KiB: the 27 GB of float32 weights were never allocated
+
+
+def test_workdir_load_gives_the_trained_model(reference):
+  """training.workdir.load: config, params (default replicated layout) and tokenizer of a run."""
+  from input_pipeline import loader  # pylint: disable=g-import-not-at-top
+  from training import steps, workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+  workdir, _ = reference
+  config, graphdef, params, tokenizer = workdir_lib.load(str(workdir))
+  assert config.total_steps == TOTAL_STEPS and tokenizer.vocab_size <= config.model.vocab_size
+  assert params["layers"]["attn"]["wq"].sharding.is_fully_replicated
+  eval_step = jax.jit(steps.make_eval_step(graphdef, np.asarray(tokenizer.token_byte_lengths(), np.float32)))
+  sums = [jax.device_get(eval_step(params, b)) for b in loader.make_eval_batches(config, tokenizer, 0, 1)]
+  eval_loss = sum(s["nll"] for s in sums) / sum(s["weight"] for s in sums)
+  np.testing.assert_allclose(eval_loss, rows_by_step(workdir)[TOTAL_STEPS]["eval_loss"], rtol=1e-5)
+  with pytest.raises(FileNotFoundError, match="no config.json"):
+    workdir_lib.load(str(workdir / "checkpoints"))

@@ -33,8 +33,8 @@ class Setup:
   schedule: Callable
 
 
-def build(config, mesh, loss_fn=None):
-  """Everything the loop needs; `loss_fn` defaults to next-token cross-entropy with the model's z-loss."""
+def abstract_state(config, mesh):
+  """(graphdef, optax transformation, schedule, init_state function, abstract state with shardings)."""
   rules = tuple(config.logical_axis_rules)
   model_cfg = config.model
   graphdef, _ = transformer.split_model(transformer.abstract_model(model_cfg))
@@ -50,6 +50,16 @@ def build(config, mesh, loss_fn=None):
       step=mesh_lib.replicated(mesh), params=param_shardings,
       opt_state=mesh_lib.optimizer_shardings(tx, abstract["opt_state"], param_shardings, mesh))
   abstract = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract, state_shardings)
+  return graphdef, tx, schedule, init_state, abstract
+
+
+def build(config, mesh, loss_fn=None):
+  """Everything the loop needs; `loss_fn` defaults to next-token cross-entropy with the model's z-loss."""
+  rules = tuple(config.logical_axis_rules)
+  model_cfg = config.model
+  graphdef, tx, schedule, init_state, abstract = abstract_state(config, mesh)
+  state_shardings = jax.tree.map(lambda x: x.sharding, abstract)
+  param_shardings = state_shardings["params"]
 
   batch_shape = (config.batch_size, config.seq_len)
   batch_sharding = partitioning.sharding_for(("batch", "length"), batch_shape, rules, mesh)
