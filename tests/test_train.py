@@ -85,6 +85,18 @@ def wait_until(proc, condition, what, timeout=180):
   pytest.fail(f"no {what} within {timeout} s")
 
 
+def interrupt(args, condition, what, sig):
+  """Starts train.py, waits for `condition()`, sends `sig`; -> (condition's value, returncode, stderr)."""
+  proc = start(args)
+  try:
+    value = wait_until(proc, condition, what)
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=60)
+  finally:
+    proc.kill()
+  return value, proc.returncode, stderr
+
+
 def checkpoint_after(workdir, step):
   """-> the first finalized checkpoint step > `step`, or None."""
   return next((s for s in finalized_steps(workdir) if s > step), None)
@@ -160,15 +172,9 @@ def test_run_writes_its_records(reference):
 def test_resume_after_sigkill_is_bit_exact(reference, corpus_dir, tmp_path):
   reference_workdir, _ = reference
   args = train_args(corpus_dir, tmp_path)
-  proc = start(args)
-  try:
-    saved = wait_until(proc, lambda: checkpoint_after(tmp_path, CHECKPOINT_EVERY),
-                       f"a checkpoint after step {CHECKPOINT_EVERY}")
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=60)
-  finally:
-    proc.kill()
-  assert proc.returncode == -signal.SIGKILL
+  saved, returncode, _ = interrupt(args, lambda: checkpoint_after(tmp_path, CHECKPOINT_EVERY),
+                                   f"a checkpoint after step {CHECKPOINT_EVERY}", signal.SIGKILL)
+  assert returncode == -signal.SIGKILL
   assert saved < TOTAL_STEPS and finalized_steps(tmp_path)[-1] < TOTAL_STEPS
   run_ok(args)
   assert_same_losses(tmp_path, reference_workdir)
@@ -178,16 +184,11 @@ def test_resume_after_sigkill_is_bit_exact(reference, corpus_dir, tmp_path):
 def test_sigterm_saves_and_resumes(reference, corpus_dir, tmp_path):
   reference_workdir, _ = reference
   args = train_args(corpus_dir, tmp_path)
-  proc = start(args)
-  try:
-    # Orbax finalizes step 8 when step 12's save starts; signal between checkpoints, at ~14.
-    wait_until(proc, lambda: any(row["step"] >= 13 for row in metrics_lib.read_metrics(tmp_path)),
-               "step 13")
-    proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=60)
-  finally:
-    proc.kill()
-  assert proc.returncode == 128 + signal.SIGTERM, stderr[-4000:]
+  # Orbax finalizes step 8 when step 12's save starts; signal between checkpoints, at ~14.
+  _, returncode, stderr = interrupt(
+      args, lambda: any(row["step"] >= 13 for row in metrics_lib.read_metrics(tmp_path)), "step 13",
+      signal.SIGTERM)
+  assert returncode == 128 + signal.SIGTERM, stderr[-4000:]
   reached = max(rows_by_step(tmp_path))
   assert f"checkpoint at step {reached} saved" in stderr
   assert finalized_steps(tmp_path)[-1] == reached < TOTAL_STEPS  # saved where it stopped

@@ -1,6 +1,5 @@
 """Validate a training config before anything is compiled: one clear paragraph per problem."""
 
-import numpy as np
 
 from models.layers import ATTENTION, BLOCKS
 from models.transformer import REMAT_POLICIES
