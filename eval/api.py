@@ -1,0 +1,47 @@
+"""What tasks and the ReAct agent ask of a language model, and what a task returns.
+
+The model side (`eval/lm.py`, class `LM`) implements these on our Flax decoder; tests use small
+fakes with the same methods.
+
+  lm.name                                   str, e.g. "SmolLM2-135M-Instruct (GGUF Q4_1)"
+  lm.loglikelihood(pairs, desc="")          pairs: list of (context, continuation) strings.
+      -> list of (logprob, is_greedy): the summed log-probability (nats) of the continuation's
+         tokens given the context, and whether greedy decoding would produce exactly them.
+         Tokenised as lm-evaluation-harness does: encode(context + continuation) split at
+         len(encode(context)), trailing spaces of the context moved onto the continuation.
+  lm.loglikelihood_rolling(texts, desc="")  -> list of float: log-likelihood (nats) of each whole
+         text (windows of the model's max length), for perplexity and bits-per-byte.
+  lm.generate(prompts, stop, max_new_tokens, prefix="", desc="")
+      -> list of str: greedy completions of prefix + prompt, cut before the first stop string.
+         `prefix` (few-shot examples) is encoded and prefilled once for all prompts.
+  lm.run_episodes(prefix, episodes, desc="")
+      Multi-turn batched decoding for agents. Each episode is an object with
+        start() -> Turn                      first text to append after the shared prefix
+        step(completion: str) -> Turn | None completion of the last turn (stop string removed);
+                                             return the next text to append, or None when done
+        abort(reason: str)                   the context window is full; the episode is over
+      Many episodes decode together; a finished episode's row is refilled with the next one.
+"""
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Turn:
+  """Text to append to an episode's context, then generate greedily until a stop string."""
+  text: str
+  stop: tuple = ()
+  max_new_tokens: int = 128
+
+
+def result(task, metrics, *, samples, total, shots, data_file, normalisation, seconds,
+           stderr=None, mode=None, skipped=0, extra=None):
+  """The record every task returns; reports print each number with these facts beside it.
+
+  metrics: {name: float}; samples: examples scored; total: examples in the shipped file;
+  skipped: malformed rows skipped; normalisation: how scores are normalised (e.g. "acc_norm:
+  log-likelihood / continuation characters"); mode: Standard/CoT/Act/ReAct for agent tasks.
+  """
+  return dict(task=task, mode=mode, metrics=dict(metrics), stderr=dict(stderr or {}),
+              samples=samples, total=total, skipped=skipped, shots=shots, data_file=data_file,
+              normalisation=normalisation, seconds=round(seconds, 2), **(extra or {}))
