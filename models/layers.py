@@ -85,6 +85,17 @@ def dot_product_attention(q, k, v, mask):
 ATTENTION = {"dot_product": dot_product_attention, "einsum": einsum_attention}
 
 
+def _write_all(cache, new, index):
+  """Every row's new entries [B, T, ...] go to cache slots index .. index + T."""
+  return jax.lax.dynamic_update_slice_in_dim(cache, new, index, axis=1)
+
+
+def _write_rows(cache, new, index):
+  """Row b's new entries go to slots index[b] .. index[b] + T (batched agents: rows at different
+  lengths). The caller keeps index[b] + T <= slots, since dynamic_update_slice clamps."""
+  return jax.vmap(lambda c, x, i: jax.lax.dynamic_update_slice_in_dim(c, x, i, axis=0))(cache, new, index)
+
+
 class Attention(nnx.Module):
   """Multi-head / grouped-query / multi-query attention with rotary positions and an optional KV cache."""
 
@@ -102,7 +113,8 @@ class Attention(nnx.Module):
   def __call__(self, x, positions, segment_ids, cache=None, cache_index=None):
     """x: [B, T, E]. cache: None or dict(k, v: [B, S, K, H], segment_ids: [B, S]).
 
-    With a cache, the new keys/values are written at slots cache_index .. cache_index + T and the
+    With a cache, the new keys/values are written at slots cache_index .. cache_index + T (a
+    scalar, or [B] for rows at different lengths) and the
     queries attend to every filled slot of their own segment. Returns ([B, T, E], new cache).
     """
     dt = self.dtype
@@ -115,13 +127,13 @@ class Attention(nnx.Module):
     slots = jnp.broadcast_to(jnp.arange(x.shape[1]), segment_ids.shape)
     k_segments, k_slots = segment_ids, slots
     if cache is not None:
-      start = (0, cache_index, 0, 0)
-      k = jax.lax.dynamic_update_slice(cache["k"], k.astype(cache["k"].dtype), start)
-      v = jax.lax.dynamic_update_slice(cache["v"], v.astype(cache["v"].dtype), start)
-      k_segments = jax.lax.dynamic_update_slice(cache["segment_ids"], segment_ids, (0, cache_index))
+      write = _write_rows if jnp.ndim(cache_index) else _write_all
+      k = write(cache["k"], k.astype(cache["k"].dtype), cache_index)
+      v = write(cache["v"], v.astype(cache["v"].dtype), cache_index)
+      k_segments = write(cache["segment_ids"], segment_ids, cache_index)
       cache = dict(k=k, v=v, segment_ids=k_segments)
       k_slots = jnp.broadcast_to(jnp.arange(k.shape[1]), k_segments.shape)
-      slots = slots + cache_index
+      slots = slots + (cache_index[:, None] if jnp.ndim(cache_index) else cache_index)
     mask = attention_mask(segment_ids, slots, k_segments, k_slots)
     out = self.attend(q, k.astype(dt), v.astype(dt), mask)
     out = constrain(out, ("batch", "length", "heads", "head_dim"))
