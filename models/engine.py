@@ -104,10 +104,10 @@ class Engine:
     next_token = np.zeros(self.batch_size, np.int32)
     finished = 0
 
-    def start_turn(row, turn, carry=""):
+    def start_turn(row, turn, carry="", carry_ids=()):
       row.turn, row.generated = turn, []
-      ids = tok.encode(carry + turn.text) if (carry + turn.text) else []
-      row.pending.extend(ids)
+      row.pending.extend(carry_ids)
+      row.pending.extend(tok.encode(carry + turn.text) if (carry + turn.text) else [])
 
     def refill(i):
       nonlocal finished
@@ -192,13 +192,14 @@ class Engine:
       return  # keep generating; the token is written by the next decode step
     if cut >= 0:
       text = text[:cut]
-    # The newest token is not in the cache yet. Keep the cached tokens whose text lies inside the
-    # kept completion and re-feed the rest of it as text in front of the next turn. Slots past
+    # Keep the generated tokens whose text lies inside the kept completion (the newest one is not
+    # in the cache yet: it is fed as an id) and re-feed the rest of it as text before the next turn. Slots past
     # row.length are stale but harmless: a query at slot q sees only slots <= q, and those are
     # rewritten, in order, before it.
-    in_cache = row.generated[:-1] if token != tok.eos_id else row.generated
-    kept, carry = self._split_kept(in_cache, text)
-    row.length -= len(in_cache) - kept
+    kept, carry = self._split_kept(row.generated, text)
+    in_cache = len(row.generated) - (token != tok.eos_id)
+    row.length -= in_cache - min(kept, in_cache)
+    uncached = row.generated[min(kept, in_cache):kept]  # the newest token, when it is kept
     if full and cut < 0:
       row.episode.abort(f"context full ({self.max_length} tokens)")
       refill(i)
@@ -208,7 +209,7 @@ class Engine:
     if following is None:
       refill(i)
     else:
-      start_turn(row, following, carry)
+      start_turn(row, following, carry, uncached)
 
   def _split_kept(self, ids, text):
     """(k, carry): the longest prefix ids[:k] whose decoded text is a prefix of `text`, and the
