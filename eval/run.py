@@ -1,0 +1,76 @@
+"""Evaluate a model (a training workdir, a Hugging Face dir, a GGUF file, or a packaged model name)
+on a list of tasks; writes report.json, report.md, PNG plots and agent trajectories.
+
+  python -m eval.run --config=configs/eval.py:smollm2 --workdir=reports/smollm2
+  python -m eval.run --config=configs/eval.py:workdir --config.model=runs/tiny --workdir=reports/tiny
+  python -m eval.report compare reports/a reports/b      # runs side by side
+"""
+
+import json
+import os
+import time
+
+from absl import app, flags, logging
+import jax
+from ml_collections import config_flags
+
+from eval import data, report, suite
+from eval.lm import LM
+from models import transformer
+from training import mesh as mesh_lib, workdir as workdir_lib
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "eval config file", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "where the report goes")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  del argv
+  config, out_dir = _CONFIG.value, _WORKDIR.value
+  os.makedirs(out_dir, exist_ok=True)
+  for spec in config.tasks:  # fail on a typo before loading anything
+    suite.parse(spec)
+  data_dir = data.data_dir(config.data_dir)
+
+  # ---------------------------------------------------------------- model
+  t0 = time.time()
+  mesh = mesh_lib.make_mesh(config.mesh.to_dict())
+  model_config, graphdef, params, tokenizer = workdir_lib.load(config.model, mesh=mesh)
+  total_params, _ = transformer.count_params(model_config.model)
+  source = model_config.get("source")
+  name = config.name or os.path.basename(os.path.normpath(config.model))
+  lm = LM(graphdef, params, tokenizer, name, mesh=mesh, max_length=config.max_length,
+          tokens_per_batch=config.tokens_per_batch, agent_batch_size=config.agent_batch_size)
+  model_info = dict(name=name, source=source.path if source else os.path.abspath(config.model),
+                    kind=source.kind if source else "workdir", params=total_params,
+                    tokenizer=getattr(tokenizer, "path", ""), dtype=model_config.model.dtype,
+                    devices=f"{jax.device_count()} x {jax.devices()[0].device_kind}",
+                    load_seconds=round(time.time() - t0, 1))
+  print(f"model {name}: {total_params:,} params, loaded in {model_info['load_seconds']} s")
+
+  # ---------------------------------------------------------------- tasks
+  results = []
+
+  def on_result(result):
+    results.append(result)
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in result["metrics"].items())
+    mode = f"/{result['mode']}" if result.get("mode") else ""
+    print(f"{result['task']}{mode}: {metrics} ({result['samples']} of {result['total']}, "
+          f"{result['seconds']:.0f} s)", flush=True)
+    with open(os.path.join(out_dir, "results.jsonl"), "a") as f:  # kept if a later task fails
+      f.write(json.dumps(result) + "\n")
+
+  suite.run(lm, config.tasks, data_dir, limits=config.limits.to_dict(), default_limit=config.limit,
+            trajectories_dir=os.path.join(out_dir, "trajectories"), on_result=on_result)
+
+  # ---------------------------------------------------------------- report
+  metrics_jsonl = None
+  if model_info["kind"] == "workdir":
+    metrics_jsonl = os.path.join(config.model, "metrics.jsonl")
+  report.write(out_dir, model_info, results, metrics_jsonl=metrics_jsonl, data_dir=data_dir)
+  print(f"wrote {out_dir}/report.md ({time.time() - t0:.0f} s in all)")
+
+
+if __name__ == "__main__":
+  logging.set_verbosity(logging.WARNING)
+  app.run(main)
