@@ -49,7 +49,16 @@ def main(argv):
   print(f"model {name}: {total_params:,} params, loaded in {model_info['load_seconds']} s")
 
   # ---------------------------------------------------------------- tasks
-  results = []
+  # A rerun into the same workdir keeps finished tasks (results.jsonl) and runs only the rest.
+  results, done = [], {}
+  results_path = os.path.join(out_dir, "results.jsonl")
+  if os.path.exists(results_path):
+    with open(results_path) as f:
+      done = {r["spec"]: r for r in map(json.loads, f) if r.get("model") == name and "spec" in r}
+  todo = [spec for spec in config.tasks if spec not in done]
+  results.extend(done[spec] for spec in config.tasks if spec in done)
+  if done:
+    print(f"kept {len(results)} finished task(s) from {results_path}; running {len(todo)}")
 
   def on_result(result):
     results.append(result)
@@ -57,10 +66,10 @@ def main(argv):
     mode = f"/{result['mode']}" if result.get("mode") else ""
     print(f"{result['task']}{mode}: {metrics} ({result['samples']} of {result['total']}, "
           f"{result['seconds']:.0f} s)", flush=True)
-    with open(os.path.join(out_dir, "results.jsonl"), "a") as f:  # kept if a later task fails
-      f.write(json.dumps(result) + "\n")
+    with open(results_path, "a") as f:  # kept if a later task fails
+      f.write(json.dumps(dict(result, model=name)) + "\n")
 
-  suite.run(lm, config.tasks, data_dir, limits=config.limits.to_dict(), default_limit=config.limit,
+  suite.run(lm, todo, data_dir, limits=config.limits.to_dict(), default_limit=config.limit,
             trajectories_dir=os.path.join(out_dir, "trajectories"), on_result=on_result)
 
   # ---------------------------------------------------------------- report

@@ -47,6 +47,7 @@ def run(lm, specs, data_dir, limits=None, default_limit=None, trajectories_dir=N
         os.makedirs(trajectories_dir, exist_ok=True)
         path = os.path.join(trajectories_dir, f"{name}_{mode}.jsonl")
       result = react_tasks.evaluate(name, lm, data_dir, mode, limit=limit, trajectories_path=path)
+    result["spec"] = spec
     results.append(result)
     if on_result:
       on_result(result)

@@ -2,14 +2,16 @@
 
 Thousands of ReAct episodes cannot be decoded one at a time, so `Engine` keeps `batch_size` rows
 decoding together with one KV cache:
-  * the shared few-shot prefix is prefilled once (batch 1) and copied into every row's first slots;
+  * the shared few-shot prefix is prefilled once (batch 1) and its keys/values are stored once:
+    every row attends to that one copy (one softmax over prefix and own keys), so a 2k-token
+    ReAct prompt costs neither memory nor bandwidth per row;
   * every row has its own write index, so rows sit at different lengths (Attention writes row b's
     new keys at cache_index[b]);
   * a row generates until one of its own stop strings (checked on the host on decoded text) or its
     token budget, hands the completion to its episode, and is fed the episode's next text (an
     observation) in a batched, length-bucketed "feed" call;
-  * a finished row is refilled with the next episode: its index goes back to the end of the
-    prefix. Its old slots need no clearing: attention is causal by slot, and every slot up to a
+  * a finished row is refilled with the next episode: its index goes back to 0 (the row's own
+    slots start after the prefix). Its old slots need no clearing: attention is causal by slot, and every slot up to a
     query's own is rewritten by the new episode before that query runs.
 
 An episode is any object with start() -> Turn, step(completion) -> Turn | None and abort(reason)
@@ -40,7 +42,7 @@ class _Row:
     self.pending = []  # token ids still to feed
     self.generated = []  # ids generated in the current turn
     self.turn = None
-    self.length = 0  # filled slots (prefix included)
+    self.length = 0  # filled slots of the row's own (after the shared prefix)
 
 
 class Engine:
@@ -52,43 +54,41 @@ class Engine:
     self.cfg = nnx.merge(graphdef, params).cfg
     self.batch_size, self.max_length = batch_size, max_length
     self.feed_buckets = tuple(b for b in feed_buckets if b < max_length) or (max_length,)
-    # Headroom so a padded feed written at any row's index stays inside the cache (no clamping).
-    self.slots = max_length + max(self.feed_buckets)
     self.stats = dict(feed_calls=0, decode_steps=0, fed_tokens=0, generated_tokens=0)
 
   def __hash__(self):
     return id(self)
 
   @functools.partial(jax.jit, static_argnums=(0,), donate_argnums=(2,))
-  def _feed(self, params, cache, tokens, positions, segments, index, last):
+  def _feed(self, params, cache, prefix, tokens, positions, segments, index, last):
     """tokens/positions/segments [B, C]; index [B] write slot; last [B] position in the chunk of
     each row's final real token. Returns (greedy next token [B], cache)."""
-    logits, cache = nnx.merge(self.graphdef, params)(tokens, positions, segments, cache, index)
+    model = nnx.merge(self.graphdef, params)
+    logits, cache = model(tokens, positions, segments, dict(cache, **prefix), index)
     final = jnp.take_along_axis(logits, last[:, None, None], axis=1)[:, 0]
     return jnp.argmax(final, axis=-1).astype(jnp.int32), cache
 
   @functools.partial(jax.jit, static_argnums=(0,), donate_argnums=(2,))
-  def _decode(self, params, cache, tokens, index, active):
-    """One token per row: tokens, index, active [B]. Inactive rows write an empty slot."""
+  def _decode(self, params, cache, prefix, tokens, positions, index, active):
+    """One token per row: tokens, positions, index, active [B]. Inactive rows write an empty slot."""
     model = nnx.merge(self.graphdef, params)
     segment = active.astype(jnp.int32)[:, None]
-    logits, cache = model(tokens[:, None], index[:, None], segment, cache, index)
+    logits, cache = model(tokens[:, None], positions[:, None], segment, dict(cache, **prefix), index)
     return jnp.argmax(logits[:, -1], axis=-1).astype(jnp.int32), cache
 
-  def _prefix_cache(self, prefix_ids):
-    """The prefix prefilled once with batch 1, then copied into every row."""
-    one = init_cache(self.cfg, 1, self.slots)
-    n = len(prefix_ids)
-    if n == 0:
-      return init_cache(self.cfg, self.batch_size, self.slots)
-    chunk = _bucket(n, self.feed_buckets + (self.max_length,))
-    tokens = np.zeros((1, chunk), np.int32)
-    tokens[0, :n] = prefix_ids
-    segments = (np.arange(chunk) < n).astype(np.int32)[None]
-    positions = np.arange(chunk, dtype=np.int32)[None]
-    _, one = self._feed(self.params, one, tokens, positions, segments, np.zeros(1, np.int32),
+  def _prefix(self, prefix_ids):
+    """The prefix's keys/values [layers, P, K, H], prefilled once with batch 1."""
+    n = max(len(prefix_ids), 1)
+    length = _bucket(n, self.feed_buckets + (self.max_length,))
+    one = init_cache(self.cfg, 1, length)
+    tokens = np.zeros((1, length), np.int32)
+    tokens[0, :len(prefix_ids)] = prefix_ids
+    segments = (np.arange(length) < len(prefix_ids)).astype(np.int32)[None]
+    positions = np.arange(length, dtype=np.int32)[None]
+    _, one = self._feed(self.params, one, {}, tokens, positions, segments, np.zeros(1, np.int32),
                         np.full(1, n - 1, np.int32))
-    return jax.tree.map(lambda c: jnp.repeat(c, self.batch_size, axis=1), one)
+    return dict(prefix_k=one["k"][:, 0], prefix_v=one["v"][:, 0],
+                prefix_segments=one["segment_ids"][:, 0])
 
   def run(self, prefix, episodes, progress=None):
     """Runs every episode to its end. prefix: text shared by all episodes (prefilled once).
@@ -97,11 +97,17 @@ class Engine:
     prefix_ids = tok.encode(prefix) if prefix else []
     if len(prefix_ids) + 1 >= self.max_length:
       raise ValueError(f"prefix is {len(prefix_ids)} tokens; the engine holds {self.max_length}")
-    cache = self._prefix_cache(prefix_ids)
-    base = len(prefix_ids)
+    prefix = self._prefix(prefix_ids)
+    base = len(prefix_ids)  # positions of a row's own tokens start here
+    room = self.max_length - base  # own slots per row
+    episodes = list(episodes)
+    batch = min(self.batch_size, max(len(episodes), 1))
+    # A row's own slots, rounded (few compiled shapes), plus headroom so a padded feed written at
+    # any row's index stays inside the cache (no clamping).
+    cache = init_cache(self.cfg, batch, -(-room // 256) * 256 + max(self.feed_buckets))
     queue = iter(episodes)
-    rows = [_Row() for _ in range(self.batch_size)]
-    next_token = np.zeros(self.batch_size, np.int32)
+    rows = [_Row() for _ in range(batch)]
+    next_token = np.zeros(batch, np.int32)
     finished = 0
 
     def start_turn(row, turn, carry="", carry_ids=()):
@@ -118,7 +124,7 @@ class Engine:
           progress(finished)
       row.episode, row.pending, row.generated, row.turn = None, [], [], None
       for episode in queue:
-        row.episode, row.length = episode, base
+        row.episode, row.length = episode, 0
         start_turn(row, episode.start())
         if row.pending:
           return
@@ -126,35 +132,35 @@ class Engine:
         finished += 1
         row.episode = None
 
-    for i in range(self.batch_size):
+    for i in range(batch):
       refill(i)
     while any(r.episode is not None for r in rows):
       # 1. Feed rows with pending text (new episodes, observations), bucketed and batched.
       while any(r.pending for r in rows):
         longest = max(len(r.pending) for r in rows)
         chunk = _bucket(longest, self.feed_buckets)
-        tokens = np.zeros((self.batch_size, chunk), np.int32)
+        tokens = np.zeros((batch, chunk), np.int32)
         segments = np.zeros_like(tokens)
         positions = np.zeros_like(tokens)
         index = np.array([r.length for r in rows], np.int32)
-        last = np.zeros(self.batch_size, np.int32)
-        fed = np.zeros(self.batch_size, bool)
+        last = np.zeros(batch, np.int32)
+        fed = np.zeros(batch, bool)
         for i, r in enumerate(rows):
           if not r.pending:
             continue
           n = min(len(r.pending), chunk)
-          if r.length + n >= self.max_length:
+          if r.length + n >= room:
             r.episode.abort(f"context full ({self.max_length} tokens)")
             refill(i)
             continue
           tokens[i, :n], r.pending = r.pending[:n], r.pending[n:]
           segments[i, :n] = 1
-          positions[i] = r.length + np.arange(chunk)
+          positions[i] = base + r.length + np.arange(chunk)
           last[i], fed[i] = n - 1, True
           r.length += n
         if not fed.any():
           continue
-        out, cache = self._feed(self.params, cache, tokens, positions, segments, index, last)
+        out, cache = self._feed(self.params, cache, prefix, tokens, positions, segments, index, last)
         self.stats["feed_calls"] += 1
         self.stats["fed_tokens"] += int(segments.sum())
         out = np.asarray(out)
@@ -165,13 +171,13 @@ class Engine:
         continue
       for i, r in enumerate(rows):
         if active[i]:
-          self._accept(r, int(next_token[i]), i, start_turn, refill)
+          self._accept(r, int(next_token[i]), i, start_turn, refill, room)
       active = np.array([r.episode is not None and not r.pending for r in rows])
       if not active.any():
         continue
       index = np.array([r.length for r in rows], np.int32)
       tokens = np.where(active, next_token, 0).astype(np.int32)
-      out, cache = self._decode(self.params, cache, tokens, index, active)
+      out, cache = self._decode(self.params, cache, prefix, tokens, base + index, index, active)
       self.stats["decode_steps"] += 1
       for i, r in enumerate(rows):
         if active[i]:
@@ -179,7 +185,7 @@ class Engine:
       next_token = np.asarray(out).copy()
     return self.stats
 
-  def _accept(self, row, token, i, start_turn, refill):
+  def _accept(self, row, token, i, start_turn, refill, room):
     """Takes a row's next greedy token (not yet in the cache); ends the turn on EOS, a stop
     string, the turn's budget or a full context."""
     tok, turn = self.tokenizer, row.turn
@@ -187,7 +193,7 @@ class Engine:
       row.generated.append(token)
     text = tok.decode(row.generated)
     cut = min((text.find(s) for s in turn.stop if s in text), default=-1)
-    full = row.length + 1 >= self.max_length
+    full = row.length + 1 >= room
     if token != tok.eos_id and cut < 0 and len(row.generated) < turn.max_new_tokens and not full:
       return  # keep generating; the token is written by the next decode step
     if cut >= 0:

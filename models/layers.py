@@ -77,6 +77,25 @@ def einsum_attention(q, k, v, mask):
   return jnp.einsum("bkgts,bskh->btkgh", probs, v).reshape(b, t, n, h)
 
 
+def prefix_attention(q, k, v, mask, prefix_k, prefix_v, prefix_mask):
+  """Attention over a shared prefix [P, K, H] (the same for every row, stored once) and each
+  row's own keys [B, S, K, H], with one softmax over both: every query sees the whole prefix."""
+  b, t, n, h = q.shape
+  kv = k.shape[2]
+  q = q.reshape(b, t, kv, n // kv, h)
+  scores = jnp.concatenate([
+      jnp.einsum("btkgh,pkh->bkgtp", q, prefix_k),
+      jnp.einsum("btkgh,bskh->bkgts", q, k)], axis=-1).astype(jnp.float32) * h**-0.5
+  prefix_mask = jnp.broadcast_to(prefix_mask, (b, 1, t, prefix_mask.shape[0]))
+  full_mask = jnp.concatenate([prefix_mask, mask], axis=-1)
+  scores = jnp.where(full_mask[:, :, None], scores, jnp.finfo(jnp.float32).min)
+  probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
+  p = prefix_k.shape[0]
+  out = (jnp.einsum("bkgtp,pkh->btkgh", probs[..., :p], prefix_v) +
+         jnp.einsum("bkgts,bskh->btkgh", probs[..., p:], v))
+  return out.reshape(b, t, n, h)
+
+
 def dot_product_attention(q, k, v, mask):
   """jax.nn.dot_product_attention (XLA; cuDNN flash attention is picked by JAX where it applies)."""
   return jax.nn.dot_product_attention(q, k, v, mask=mask)
@@ -131,11 +150,16 @@ class Attention(nnx.Module):
       k = write(cache["k"], k.astype(cache["k"].dtype), cache_index)
       v = write(cache["v"], v.astype(cache["v"].dtype), cache_index)
       k_segments = write(cache["segment_ids"], segment_ids, cache_index)
+      prefix = {name: cache[name] for name in ("prefix_k", "prefix_v", "prefix_segments") if name in cache}
       cache = dict(k=k, v=v, segment_ids=k_segments)
       k_slots = jnp.broadcast_to(jnp.arange(k.shape[1]), k_segments.shape)
       slots = slots + (cache_index[:, None] if jnp.ndim(cache_index) else cache_index)
     mask = attention_mask(segment_ids, slots, k_segments, k_slots)
-    out = self.attend(q, k.astype(dt), v.astype(dt), mask)
+    if cache is not None and prefix:  # a shared prefix stored once: see models/engine.py
+      out = prefix_attention(q, k.astype(dt), v.astype(dt), mask, prefix["prefix_k"].astype(dt),
+                             prefix["prefix_v"].astype(dt), prefix["prefix_segments"] > 0)
+    else:
+      out = self.attend(q, k.astype(dt), v.astype(dt), mask)
     out = constrain(out, ("batch", "length", "heads", "head_dim"))
     return jnp.einsum("btnh,nhe->bte", out, self.wo[...].astype(dt)), cache
 
