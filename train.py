@@ -72,6 +72,8 @@ def main(argv):
   import jax.numpy as jnp
   import numpy as np
 
+  from eval import data as eval_data, suite
+  from eval.lm import LM
   from input_pipeline import loader, tokenizer as tokenizer_lib
   from models import partitioning, transformer
   from models.decode import Sampler
@@ -155,14 +157,29 @@ def main(argv):
   with partitioning.activation_sharding(mesh, rules):
     eval_step = jax.jit(steps.make_eval_step(graphdef, token_bytes), in_shardings=(setup.param_shardings, setup.batch_sharding))
 
-  def evaluate(params):
+  def evaluate(params, step):
     t0 = time.time()
     with partitioning.activation_sharding(mesh, rules):
       sums = [eval_step(params, to_global(b)) for b in eval_batches]
     total = jax.device_get(jax.tree.map(lambda *x: sum(x), *sums))
     clock["paused"] += time.time() - t0
-    return dict(eval_loss=float(total["nll"] / max(total["weight"], 1)),
-                eval_bpb=float(total["nll"] / math.log(2) / max(total["bytes"], 1)))
+    record = dict(eval_loss=float(total["nll"] / max(total["weight"], 1)),
+                  eval_bpb=float(total["nll"] / math.log(2) / max(total["bytes"], 1)))
+    record.update(benchmarks(params, step))
+    return record
+
+  def benchmarks(params, step):
+    """config.evals: the benchmark tasks of eval/ (as `python -m eval.run` runs them)."""
+    evals = config.evals
+    evaluation_index = step // config.eval_every
+    due = step == config.total_steps or (evals.every and evaluation_index % evals.every == 0)
+    if not evals.tasks or not due:
+      return {}
+    t0 = time.time()
+    lm = LM(graphdef, params, tokenizer, os.path.basename(workdir), mesh=mesh, max_length=config.seq_len)
+    results = suite.run(lm, evals.tasks, eval_data.data_dir(evals.data_dir), default_limit=evals.limit)
+    clock["paused"] += time.time() - t0
+    return {f"{r['spec']}/{name}": value for r in results for name, value in r["metrics"].items()}
 
   # ---------------------------------------------------------------- train loop
   writer = metrics_lib.MetricsLogger(workdir, config.total_steps, start_step, is_primary)
@@ -193,7 +210,7 @@ def main(argv):
     if model_cfg.z_loss:
       record["z_loss"] = float(metrics["z_loss"])
     if evaluate_now:
-      record.update(evaluate(state["params"]))
+      record.update(evaluate(state["params"], step))
     writer.write(step, record)
     last_logged.update(record)
     clock.update(step=step, time=time.time(), paused=0.0)
@@ -230,7 +247,7 @@ def main(argv):
   if start_step == config.total_steps:
     print(f"the checkpoint at step {start_step} already finished this run; nothing to train")
     if eval_batches:
-      last_logged.update(evaluate(state["params"]))
+      last_logged.update(evaluate(state["params"], config.total_steps))
   if is_primary and "eval_bpb" in last_logged:
     print(f"held-out: loss {last_logged['eval_loss']:.4f} nats/token, {last_logged['eval_bpb']:.4f} bits/byte")
   if start_step < config.total_steps:

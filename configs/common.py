@@ -105,6 +105,11 @@ def base_config():
   c.log_every = 10  # steps between console / metrics.jsonl lines
   c.eval_every = 200  # steps between held-out evaluations; 0 disables
   c.eval_batches = 8  # held-out batches per evaluation (fixed, the same every time)
+  c.evals = ml_collections.ConfigDict()  # benchmark tasks during training (eval/, same code as eval.run)
+  c.evals.tasks = ()  # task specs, e.g. ("hellaswag", "arc_easy"); () disables
+  c.evals.every = 0  # run them at every Nth held-out evaluation step (0: only at the end)
+  c.evals.limit = 100  # examples per task (first N); 0 = the whole shipped set
+  c.evals.data_dir = ""  # "" -> $FRUGAL_DATA_DIR, else ../shared/data
   c.checkpoint_every = 200  # steps between checkpoints; 0 disables (a final one is still written)
   c.keep_checkpoints = 3  # newest checkpoints kept
   c.async_checkpointing = True  # write in the background while training continues

@@ -32,11 +32,12 @@ def get_config(arg="smollm2"):
 
   if arg == "smollm2":
     c.name = "SmolLM2-135M-Instruct (GGUF Q4_1)"
-    # Sized for a 2-core CPU (~270 scored tokens/s); the full sets would take well over a day
-    # there (README). Multiple-choice tasks: the first 100 examples (stderr ~5 points); MMLU: the
-    # first question of each of the 57 subjects; generation and agents: 30 questions per mode.
+    # Sized for one session on a 2-core CPU (~270 scored tokens/s; an agent episode takes about a
+    # minute); the full sets would take days there (README). Multiple-choice tasks: the first 100
+    # examples (stderr ~5 points); MMLU: the first question of each of the 57 subjects; GSM8K: 8
+    # questions; agents: 4 questions per mode (one batch). Raise them on an accelerator.
     c.limit = 100
-    c.limits = ml_collections.ConfigDict({"mmlu": 1, "gsm8k": 30, "hotpotqa": 30, "gsm8k_tools": 30})
+    c.limits = ml_collections.ConfigDict({"mmlu": 1, "gsm8k": 8, "hotpotqa": 4, "gsm8k_tools": 4})
   elif arg == "smollm2_full":
     c.name = "SmolLM2-135M-Instruct (GGUF Q4_1)"
   elif arg == "workdir":

@@ -27,7 +27,8 @@ from flax import nnx
 
 from models.transformer import init_cache
 
-FEED_BUCKETS = (16, 64, 256, 1024)  # padded lengths of feed calls: a handful of compiled shapes
+FEED_BUCKETS = (16, 64, 256)  # padded lengths of feed calls: a handful of compiled shapes
+PREFIX_ROUND = 256  # the prefix is padded to a multiple of this (its own compiled shape)
 
 
 def _bucket(n, buckets):
@@ -79,7 +80,7 @@ class Engine:
   def _prefix(self, prefix_ids):
     """The prefix's keys/values [layers, P, K, H], prefilled once with batch 1."""
     n = max(len(prefix_ids), 1)
-    length = _bucket(n, self.feed_buckets + (self.max_length,))
+    length = -(-n // PREFIX_ROUND) * PREFIX_ROUND  # every row reads all of it each step: keep it tight
     one = init_cache(self.cfg, 1, length)
     tokens = np.zeros((1, length), np.int32)
     tokens[0, :len(prefix_ids)] = prefix_ids

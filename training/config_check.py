@@ -47,6 +47,15 @@ def check(config, device_count, process_count=1):
 
   for field in ("total_steps", "batch_size", "seq_len", "grad_accum_steps", "log_every"):
     _need(isinstance(config[field], int) and config[field] > 0, field, config[field], "a positive integer")
+  evals = config.get("evals")
+  if evals is not None and evals.tasks:
+    from eval import suite  # pylint: disable=import-outside-toplevel
+    for spec in evals.tasks:
+      try:
+        suite.parse(spec)
+      except ValueError as e:
+        raise ConfigError(f"evals.tasks: {e}") from e
+    _need(config.eval_every > 0, "eval_every", config.eval_every, "> 0 when evals.tasks is set")
   for field in ("eval_every", "checkpoint_every", "eval_batches"):
     _need(isinstance(config[field], int) and config[field] >= 0, field, config[field], "an integer >= 0 (0 disables)")
   _need(config.keep_checkpoints >= 1, "keep_checkpoints", config.keep_checkpoints, "at least 1")
