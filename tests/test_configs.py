@@ -44,3 +44,25 @@ def test_bad_fields_are_named(field, value, message):
   with pytest.raises(config_check.ConfigError, match=message) as e:
     config_check.check(config, device_count=8)
   assert field.split(".")[-1] in str(e.value) or "mesh" in str(e.value)
+
+
+def test_benchmark_evals_are_checked_before_training():
+  c = llama.get_config("tiny")
+  c.evals.tasks = ("arc_easy", "hotpotqa/react")
+  config_check.check(c, device_count=1)
+  c.evals.tasks = ("arc_easy", "hellaswagg")
+  with pytest.raises(config_check.ConfigError, match="evals.tasks: unknown task 'hellaswagg'"):
+    config_check.check(c, device_count=1)
+  c.evals.tasks = ("hotpotqa",)
+  with pytest.raises(config_check.ConfigError, match="need a mode"):
+    config_check.check(c, device_count=1)
+
+
+def test_eval_configs():
+  from configs import eval as eval_configs  # pylint: disable=import-outside-toplevel
+  from eval import suite  # pylint: disable=import-outside-toplevel
+  for variant in ("smollm2", "smollm2_full", "workdir", "smoke"):
+    for spec in eval_configs.get_config(variant).tasks:
+      suite.parse(spec)
+  with pytest.raises(ValueError, match="unknown eval config variant"):
+    eval_configs.get_config("nope")
