@@ -12,7 +12,6 @@ import math
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 
@@ -28,17 +27,6 @@ _COORDINATOR = flags.DEFINE_string("coordinator_address", "", "host:port of proc
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", 0, "Processes in the job (multi-host).")
 _PROCESS_ID = flags.DEFINE_integer("process_id", -1, "This process's index (multi-host).")
 flags.mark_flags_as_required(["config", "workdir"])
-
-
-def git_commit():
-  here = os.path.dirname(os.path.abspath(__file__))
-  try:
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                           capture_output=True, text=True).stdout.strip()
-    return commit.stdout.strip() + ("-dirty" if dirty else "")
-  except (OSError, subprocess.CalledProcessError):
-    return "unknown"
 
 
 def parse_flags(argv):
@@ -78,7 +66,7 @@ def main(argv):
   from models import partitioning, transformer
   from models.decode import Sampler
   from training import checkpoint, config_check, cost, mesh as mesh_lib, metrics as metrics_lib
-  from training import state as train_state, steps
+  from training import state as train_state, steps, workdir as workdir_lib
 
   is_primary = process_index == 0
   mesh_sizes = config_check.check(config, jax.device_count(), process_count)
@@ -87,7 +75,7 @@ def main(argv):
     with open(os.path.join(workdir, "config.json"), "w") as f:
       f.write(config.to_json_best_effort(indent=2))
     with open(os.path.join(workdir, "run_info.json"), "w") as f:
-      json.dump(dict(git_commit=git_commit(), argv=sys.argv, devices=jax.device_count(),
+      json.dump(dict(git_commit=workdir_lib.git_commit(), argv=sys.argv, devices=jax.device_count(),
                      device_kind=jax.devices()[0].device_kind, processes=process_count), f, indent=2)
   logging.info("%d processes, %d devices (%s), mesh %s", process_count, jax.device_count(),
                jax.devices()[0].device_kind, mesh_sizes)

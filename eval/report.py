@@ -14,13 +14,12 @@ import datetime
 import json
 import math
 import os
-import subprocess
 
 # Figure objects, not pyplot: PNGs render on the Agg canvas and no global backend is switched.
 from matplotlib.figure import Figure
 
 from eval import data
-from training import metrics as metrics_lib
+from training import metrics as metrics_lib, workdir as workdir_lib
 
 REPORT_FILE = "report.json"
 MODES = ("standard", "cot", "act", "react")  # agent prompting styles, in the order plots show them
@@ -31,7 +30,6 @@ _MAIN_METRICS = ("acc_norm", "acc", "em", "exact_match", "f1", "pass@1", "bpb", 
 _RATE_WORDS = ("acc", "em", "f1", "exact", "match", "pass", "rate", "correct", "success")
 _NATS_OR_BITS = ("ppl", "perplexity", "bpb", "bpc", "loss", "nll")
 _TRAIN_LOSS_KEYS = ("loss", "train/loss", "train_loss")
-_REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 # ---------------------------------------------------------------- numbers
@@ -74,19 +72,6 @@ def _finite(value):
 
 
 # ---------------------------------------------------------------- facts
-def _commit():
-  """HEAD of this repo, with "-dirty" when tracked files differ from it; None without git.
-
-  Same format as train.git_commit, which is not imported: importing train registers its absl flags.
-  """
-  try:
-    run = lambda *a: subprocess.run(("git", "-C", _REPO_DIR) + a, capture_output=True, text=True,
-                                    check=True, timeout=10).stdout.strip()
-    return run("rev-parse", "HEAD") + ("-dirty" if run("status", "--porcelain", "-uno") else "")
-  except (OSError, subprocess.SubprocessError):
-    return None
-
-
 def _data_dir():
   try:
     return data.data_dir()
@@ -280,7 +265,7 @@ def write(out_dir, model_info, results, metrics_jsonl=None, data_dir=None):
   os.makedirs(out_dir, exist_ok=True)
   report = dict(model=dict(model_info), results=list(results),
                 created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                commit=_commit(), data_dir=data_dir or _data_dir())
+                commit=workdir_lib.git_commit(), data_dir=data_dir or _data_dir())
   with open(os.path.join(out_dir, REPORT_FILE), "w") as f:
     json.dump(_finite(report), f, indent=1, allow_nan=False)
 

@@ -13,6 +13,7 @@ import glob
 import importlib.util
 import json
 import os
+import subprocess
 
 import ml_collections
 
@@ -88,3 +89,14 @@ def _load_workdir(workdir, step, mesh):
   finally:
     ckpt.close()
   return config, graphdef, params, tokenizer_lib.Tokenizer(os.path.join(workdir, "tokenizer.model"))
+
+
+def git_commit():
+  """HEAD of this repo, with "-dirty" when tracked files differ from it; None without git."""
+  here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  try:
+    run = lambda *a: subprocess.run(("git", "-C", here) + a, capture_output=True, text=True,
+                                    check=True, timeout=10).stdout.strip()
+    return run("rev-parse", "HEAD") + ("-dirty" if run("status", "--porcelain", "-uno") else "")
+  except (OSError, subprocess.SubprocessError):
+    return None
