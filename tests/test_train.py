@@ -345,5 +345,5 @@ def test_workdir_load_gives_the_trained_model(reference):
   sums = [jax.device_get(eval_step(params, b)) for b in loader.make_eval_batches(config, tokenizer, 0, 1)]
   eval_loss = sum(s["nll"] for s in sums) / sum(s["weight"] for s in sums)
   np.testing.assert_allclose(eval_loss, rows_by_step(workdir)[TOTAL_STEPS]["eval_loss"], rtol=1e-5)
-  with pytest.raises(FileNotFoundError, match="no config.json"):
+  with pytest.raises(FileNotFoundError, match="is not a model"):
     workdir_lib.load(str(workdir / "checkpoints"))
