@@ -32,12 +32,12 @@ def get_config(arg="smollm2"):
 
   if arg == "smollm2":
     c.name = "SmolLM2-135M-Instruct (GGUF Q4_1)"
-    # Sized for one session on a 2-core CPU (~270 scored tokens/s; an agent episode takes about a
+    # Sized for one session on a 2-core CPU (~270 scored tokens/s; about one ReAct episode a
     # minute); the full sets would take days there (README). Multiple-choice tasks: the first 100
     # examples (stderr ~5 points); MMLU: the first question of each of the 57 subjects; GSM8K: 8
-    # questions; agents: 4 questions per mode (one batch). Raise them on an accelerator.
+    # questions; agents: 8 questions per mode (one batch). Raise them on an accelerator.
     c.limit = 100
-    c.limits = ml_collections.ConfigDict({"mmlu": 1, "gsm8k": 8, "hotpotqa": 4, "gsm8k_tools": 4})
+    c.limits = ml_collections.ConfigDict({"mmlu": 1, "gsm8k": 8, "hotpotqa": 8, "gsm8k_tools": 8})
   elif arg == "smollm2_full":
     c.name = "SmolLM2-135M-Instruct (GGUF Q4_1)"
   elif arg == "workdir":

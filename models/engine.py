@@ -9,7 +9,8 @@ decoding together with one KV cache:
     new keys at cache_index[b]);
   * a row generates until one of its own stop strings (checked on the host on decoded text) or its
     token budget, hands the completion to its episode, and is fed the episode's next text (an
-    observation) in a batched, length-bucketed "feed" call;
+    observation) in length-bucketed "feed" calls of that row alone: padding every row of the batch
+    to the longest observation would cost up to batch_size times the real tokens;
   * a finished row is refilled with the next episode: its index goes back to 0 (the row's own
     slots start after the prefix). Its old slots need no clearing: attention is causal by slot, and every slot up to a
     query's own is rewritten by the new episode before that query runs.
@@ -29,6 +30,7 @@ from models.transformer import init_cache
 
 FEED_BUCKETS = (16, 64, 256)  # padded lengths of feed calls: a handful of compiled shapes
 PREFIX_ROUND = 256  # the prefix is padded to a multiple of this (its own compiled shape)
+DECODE_SPAN = 1024  # decode steps read a multiple of this many of each row's own slots
 
 
 def _bucket(n, buckets):
@@ -61,20 +63,28 @@ class Engine:
     return id(self)
 
   @functools.partial(jax.jit, static_argnums=(0,), donate_argnums=(2,))
-  def _feed(self, params, cache, prefix, tokens, positions, segments, index, last):
-    """tokens/positions/segments [B, C]; index [B] write slot; last [B] position in the chunk of
-    each row's final real token. Returns (greedy next token [B], cache)."""
+  def _feed(self, params, cache, prefix, row, tokens, positions, segments, index, last):
+    """Feeds one row of the cache: tokens/positions/segments [1, C] go to slots index .. index + C
+    of row `row`; last: the chunk position of the final real token. Returns (greedy next token,
+    cache). One row at a time: a feed costs its own tokens, not a padded batch's."""
     model = nnx.merge(self.graphdef, params)
-    logits, cache = model(tokens, positions, segments, dict(cache, **prefix), index)
-    final = jnp.take_along_axis(logits, last[:, None, None], axis=1)[:, 0]
-    return jnp.argmax(final, axis=-1).astype(jnp.int32), cache
+    own = {name: jax.lax.dynamic_slice_in_dim(c, row, 1, axis=1) for name, c in cache.items()}
+    logits, own = model(tokens, positions, segments, dict(own, **prefix), index)
+    cache = {name: jax.lax.dynamic_update_slice_in_dim(c, own[name], row, axis=1)
+             for name, c in cache.items()}
+    return jnp.argmax(logits[0, last], axis=-1).astype(jnp.int32), cache
 
-  @functools.partial(jax.jit, static_argnums=(0,), donate_argnums=(2,))
-  def _decode(self, params, cache, prefix, tokens, positions, index, active):
-    """One token per row: tokens, positions, index, active [B]. Inactive rows write an empty slot."""
+  @functools.partial(jax.jit, static_argnums=(0, 8), donate_argnums=(2,))
+  def _decode(self, params, cache, prefix, tokens, positions, index, active, span):
+    """One token per row: tokens, positions, index, active [B]. Inactive rows write an empty slot.
+    Only the first `span` slots of each row (all its filled ones) are read and written: attention
+    over the unfilled rest of the cache would cost as much again."""
     model = nnx.merge(self.graphdef, params)
     segment = active.astype(jnp.int32)[:, None]
-    logits, cache = model(tokens[:, None], positions[:, None], segment, dict(cache, **prefix), index)
+    own = {name: c[:, :, :span] for name, c in cache.items()}
+    logits, own = model(tokens[:, None], positions[:, None], segment, dict(own, **prefix), index)
+    cache = {name: jax.lax.dynamic_update_slice_in_dim(c, own[name], 0, axis=2)
+             for name, c in cache.items()}
     return jnp.argmax(logits[:, -1], axis=-1).astype(jnp.int32), cache
 
   def _prefix(self, prefix_ids):
@@ -86,8 +96,8 @@ class Engine:
     tokens[0, :len(prefix_ids)] = prefix_ids
     segments = (np.arange(length) < len(prefix_ids)).astype(np.int32)[None]
     positions = np.arange(length, dtype=np.int32)[None]
-    _, one = self._feed(self.params, one, {}, tokens, positions, segments, np.zeros(1, np.int32),
-                        np.full(1, n - 1, np.int32))
+    _, one = self._feed(self.params, one, {}, np.int32(0), tokens, positions, segments, np.int32(0),
+                        np.int32(n - 1))
     return dict(prefix_k=one["k"][:, 0], prefix_v=one["v"][:, 0],
                 prefix_segments=one["segment_ids"][:, 0])
 
@@ -105,7 +115,8 @@ class Engine:
     batch = min(self.batch_size, max(len(episodes), 1))
     # A row's own slots, rounded (few compiled shapes), plus headroom so a padded feed written at
     # any row's index stays inside the cache (no clamping).
-    cache = init_cache(self.cfg, batch, -(-room // 256) * 256 + max(self.feed_buckets))
+    cache_slots = -(-room // 256) * 256 + max(self.feed_buckets)
+    cache = init_cache(self.cfg, batch, cache_slots)
     queue = iter(episodes)
     rows = [_Row() for _ in range(batch)]
     next_token = np.zeros(batch, np.int32)
@@ -136,36 +147,26 @@ class Engine:
     for i in range(batch):
       refill(i)
     while any(r.episode is not None for r in rows):
-      # 1. Feed rows with pending text (new episodes, observations), bucketed and batched.
-      while any(r.pending for r in rows):
-        longest = max(len(r.pending) for r in rows)
-        chunk = _bucket(longest, self.feed_buckets)
-        tokens = np.zeros((batch, chunk), np.int32)
-        segments = np.zeros_like(tokens)
-        positions = np.zeros_like(tokens)
-        index = np.array([r.length for r in rows], np.int32)
-        last = np.zeros(batch, np.int32)
-        fed = np.zeros(batch, bool)
-        for i, r in enumerate(rows):
-          if not r.pending:
-            continue
+      # 1. Feed rows with pending text (new episodes, observations), one row per call in
+      #    length-bucketed chunks.
+      for i, r in enumerate(rows):
+        while r.pending:
+          chunk = _bucket(len(r.pending), self.feed_buckets)
           n = min(len(r.pending), chunk)
           if r.length + n >= room:
             r.episode.abort(f"context full ({self.max_length} tokens)")
-            refill(i)
+            refill(i)  # the row's next episode (if any) is fed by this loop
             continue
-          tokens[i, :n], r.pending = r.pending[:n], r.pending[n:]
-          segments[i, :n] = 1
-          positions[i] = base + r.length + np.arange(chunk)
-          last[i], fed[i] = n - 1, True
+          tokens = np.zeros((1, chunk), np.int32)
+          tokens[0, :n], r.pending = r.pending[:n], r.pending[n:]
+          segments = (np.arange(chunk) < n).astype(np.int32)[None]
+          positions = (base + r.length + np.arange(chunk, dtype=np.int32))[None]
+          out, cache = self._feed(self.params, cache, prefix, np.int32(i), tokens, positions, segments,
+                                  np.int32(r.length), np.int32(n - 1))
           r.length += n
-        if not fed.any():
-          continue
-        out, cache = self._feed(self.params, cache, prefix, tokens, positions, segments, index, last)
-        self.stats["feed_calls"] += 1
-        self.stats["fed_tokens"] += int(segments.sum())
-        out = np.asarray(out)
-        next_token[fed] = out[fed]
+          next_token[i] = int(out)
+          self.stats["feed_calls"] += 1
+          self.stats["fed_tokens"] += n
       # 2. Decode one token for every generating row; rows that stop hand over to their episode.
       active = np.array([r.episode is not None and not r.pending for r in rows])
       if not active.any():
@@ -176,9 +177,11 @@ class Engine:
       active = np.array([r.episode is not None and not r.pending for r in rows])
       if not active.any():
         continue
-      index = np.array([r.length for r in rows], np.int32)
+      # Rows without an episode write at slot 0; a row waiting to be fed, at its next (unfilled) slot.
+      index = np.array([r.length if r.episode is not None else 0 for r in rows], np.int32)
       tokens = np.where(active, next_token, 0).astype(np.int32)
-      out, cache = self._decode(self.params, cache, prefix, tokens, base + index, index, active)
+      span = min(-(-(int(index.max()) + 1) // DECODE_SPAN) * DECODE_SPAN, cache_slots)
+      out, cache = self._decode(self.params, cache, prefix, tokens, base + index, index, active, span)
       self.stats["decode_steps"] += 1
       for i, r in enumerate(rows):
         if active[i]:
