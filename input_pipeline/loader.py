@@ -61,6 +61,24 @@ def make_eval_batches(config, tokenizer, process_index, process_count):
   return [take(batch) for batch in itertools.islice(batches, config.eval_batches)]
 
 
+def make_example_iterator(examples, *, seq_len, batch_size, seed, process_index, process_count,
+                          shuffle=True):
+  """Fine-tuning batches from whole examples [(ids, weights)] (input_pipeline/sft.py): shuffled
+  (a new order every epoch, repeating forever), packed without splitting an example, batched and
+  sliced per process as the training batches above, with the same promises; loss only where an
+  example's weights are 1."""
+  if batch_size % process_count:
+    raise ValueError(f"batch_size={batch_size} is not divisible by the process count {process_count}")
+  local_rows = batch_size // process_count
+  arrays = [(np.asarray(ids, np.int32), np.asarray(weights, np.int32)) for ids, weights in examples]
+  dataset = grain.MapDataset.source(arrays)
+  if shuffle:
+    dataset = dataset.shuffle(seed=_shuffle_seed(seed))
+  rows = packing.ExamplePackIterDataset(dataset.repeat(None).to_iter_dataset(), row_len=seq_len + 1)
+  batches = rows.batch(batch_size, batch_fn=_batch_fn(batch_size))
+  return iter(batches.map(_row_slice(process_index, local_rows)))
+
+
 def document_chunks(documents, chunk_chars):
   """-> [(text, is_last_chunk_of_its_document)] with chunks cut at line boundaries."""
   out = []
