@@ -52,11 +52,12 @@ class Engine:
   """Greedy multi-turn decoding over `batch_size` rows of `max_length` tokens each."""
 
   def __init__(self, graphdef, params, tokenizer, batch_size=16, max_length=4096,
-               feed_buckets=FEED_BUCKETS):
+               feed_buckets=FEED_BUCKETS, decode_span=DECODE_SPAN):
     self.graphdef, self.params, self.tokenizer = graphdef, params, tokenizer
     self.cfg = nnx.merge(graphdef, params).cfg
     self.batch_size, self.max_length = batch_size, max_length
     self.feed_buckets = tuple(b for b in feed_buckets if b < max_length) or (max_length,)
+    self.decode_span = decode_span
     self.stats = dict(feed_calls=0, decode_steps=0, fed_tokens=0, generated_tokens=0)
 
   def __hash__(self):
@@ -180,7 +181,7 @@ class Engine:
       # Rows without an episode write at slot 0; a row waiting to be fed, at its next (unfilled) slot.
       index = np.array([r.length if r.episode is not None else 0 for r in rows], np.int32)
       tokens = np.where(active, next_token, 0).astype(np.int32)
-      span = min(-(-(int(index.max()) + 1) // DECODE_SPAN) * DECODE_SPAN, cache_slots)
+      span = min(-(-(int(index.max()) + 1) // self.decode_span) * self.decode_span, cache_slots)
       out, cache = self._decode(self.params, cache, prefix, tokens, base + index, index, active, span)
       self.stats["decode_steps"] += 1
       for i, r in enumerate(rows):

@@ -75,12 +75,13 @@ def _reference(graphdef, params, tok, prefix, episode):
   return completions
 
 
-@pytest.mark.parametrize("batch_size", [1, 3])
-def test_engine_matches_uncached_greedy_decoding(model, batch_size):
+@pytest.mark.parametrize("batch_size, decode_span", [(1, 1024), (3, 1024), (3, 8)])
+def test_engine_matches_uncached_greedy_decoding(model, batch_size, decode_span):
+  """decode_span 8: decode steps read growing spans of the cache (8, 16, ...), not all of it."""
   graphdef, params, tok = model
   prefix = "doc 1 line 2: the sea"
   engine = engine_lib.Engine(graphdef, params, tok, batch_size=batch_size, max_length=128,
-                             feed_buckets=(4, 16))
+                             feed_buckets=(4, 16), decode_span=decode_span)
   episodes = _episodes()
   engine.run(prefix, episodes)
   for episode in episodes:
