@@ -111,9 +111,10 @@ def check_template(template, tokenizer):
             "with ChatML tokens (an imported chat model's)")
 
 
-def pieces(messages, template, fields=None):
+def pieces(messages, template, fields=None, last_turn_only=False):
   """[(text, trained)]: the example as consecutive pieces, `trained` on what the model learns;
-  text None stands for EOS. fields: (instruction, input) of an alpaca row."""
+  text None stands for EOS. fields: (instruction, input) of an alpaca row. last_turn_only: train
+  only the final assistant turn (a preference pair's reply after a multi-turn dialogue)."""
   if template == "alpaca":
     system = [c for r, c in messages if r == "system"]
     turns = [(r, c) for r, c in messages if r != "system"]
@@ -126,18 +127,18 @@ def pieces(messages, template, fields=None):
               else ALPACA_PROMPT_NO_INPUT.format(instruction=instruction))
     return [(prompt, False), (turns[1][1], True), (None, True)]
   out = []
-  for role, content in messages:
+  for i, (role, content) in enumerate(messages):
     out.append((f"{CHATML_START}{role}\n", False))
-    trained = role == "assistant"
+    trained = role == "assistant" and (not last_turn_only or i == len(messages) - 1)
     out += [(content, trained), (CHATML_END, trained), ("\n", False)]
   return out
 
 
-def tokenize(row, tokenizer, template, max_length):
+def tokenize(row, tokenizer, template, max_length, last_turn_only=False):
   """One row -> (ids, weights) int32 lists; raises BadRow with the reason to count."""
   messages, fields = messages_of(row)
   ids, weights = [], []
-  for text, trained in pieces(messages, template, fields):
+  for text, trained in pieces(messages, template, fields, last_turn_only):
     piece = [tokenizer.eos_id] if text is None else tokenizer.encode(text)
     ids += piece
     weights += [int(trained)] * len(piece)
