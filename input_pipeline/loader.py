@@ -67,9 +67,7 @@ def make_example_iterator(examples, *, seq_len, batch_size, seed, process_index,
   (a new order every epoch, repeating forever), packed without splitting an example, batched and
   sliced per process as the training batches above, with the same promises; loss only where an
   example's weights are 1."""
-  if batch_size % process_count:
-    raise ValueError(f"batch_size={batch_size} is not divisible by the process count {process_count}")
-  local_rows = batch_size // process_count
+  local_rows = _local_rows(batch_size, process_index, process_count)
   arrays = [(np.asarray(ids, np.int32), np.asarray(weights, np.int32)) for ids, weights in examples]
   dataset = grain.MapDataset.source(arrays)
   if shuffle:
@@ -119,13 +117,19 @@ def _shuffle_seed(seed):
   return int(np.random.SeedSequence([seed, _DATA_STREAM]).generate_state(1)[0])
 
 
-def _validate(config, process_index, process_count):
-  """-> rows per process; a clear error for settings the pipeline cannot honour."""
+def _local_rows(batch_size, process_index, process_count):
+  """-> rows per process, or a clear error."""
   if not 0 <= process_index < process_count:
     raise ValueError(f"process_index={process_index} is outside [0, {process_count}).")
-  if config.batch_size % process_count:
-    raise ValueError(f"config.batch_size={config.batch_size} is not divisible by the process "
+  if batch_size % process_count:
+    raise ValueError(f"config.batch_size={batch_size} is not divisible by the process "
                      f"count {process_count}; each process takes an equal slice of the batch.")
+  return batch_size // process_count
+
+
+def _validate(config, process_index, process_count):
+  """-> rows per process; a clear error for settings the pipeline cannot honour."""
+  local_rows = _local_rows(config.batch_size, process_index, process_count)
   if config.seq_len < 1:
     raise ValueError(f"config.seq_len={config.seq_len}; expected a positive number of tokens.")
   if not 0 <= config.data.eval_fraction < 1:
@@ -134,4 +138,4 @@ def _validate(config, process_index, process_count):
     raise ValueError(f"config.data.chunk_chars={config.data.chunk_chars}; expected >= 1.")
   if config.seed < 0:
     raise ValueError(f"config.seed={config.seed}; expected a non-negative integer.")
-  return config.batch_size // process_count
+  return local_rows

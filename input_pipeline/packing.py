@@ -123,9 +123,7 @@ class _ExamplePackIterator(grain.DatasetIterator):
     return row
 
   def get_state(self):
-    if self._held is None:
-      return {"parent": self._parent.get_state(), "held": False}
-    return {"parent": self._held_state, "held": True}
+    return {"parent": self._parent.get_state() if self._held is None else self._held_state}
 
   def set_state(self, state):
     self._parent.set_state(state["parent"])
@@ -142,17 +140,14 @@ def rows_to_batch(rows, num_rows):
   """
   row_len = len(rows[0]["tokens"])
   full = {k: np.zeros((num_rows, row_len), np.int32)
-          for k in ("tokens", "segment_ids", "positions")}
+          for k in ("tokens", "segment_ids", "positions", "weights") if k in rows[0]}
   for i, row in enumerate(rows):
     for k, array in full.items():
       array[i] = row[k]
   tokens, segment_ids = full["tokens"], full["segment_ids"]
   same_segment = (segment_ids[:, :-1] == segment_ids[:, 1:]) & (segment_ids[:, :-1] > 0)
-  if "weights" in rows[0]:
-    weights = np.zeros((num_rows, row_len), np.int32)
-    for i, row in enumerate(rows):
-      weights[i] = row["weights"]
-    same_segment &= weights[:, 1:] > 0
+  if "weights" in full:
+    same_segment &= full["weights"][:, 1:] > 0
   return {
       "inputs": np.ascontiguousarray(tokens[:, :-1]),
       "targets": np.ascontiguousarray(tokens[:, 1:]),

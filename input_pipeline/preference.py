@@ -14,10 +14,8 @@ Held-out split by a hash of the prompt, so one prompt never lands on both sides.
 """
 
 import collections
-import gzip
 import hashlib
 import json
-import os
 
 from input_pipeline import sft
 
@@ -27,12 +25,6 @@ _ROLES = {"human": "user", "gpt": "assistant", "system": "system"}
 
 class Pair(collections.namedtuple("Pair", "messages chosen rejected")):
   """messages: ((role, content), ...) ending with a user turn; chosen/rejected: reply texts."""
-
-
-def _open(path):
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f"preference data file {path} does not exist")
-  return gzip.open(path, "rt", encoding="utf-8") if path.endswith(".gz") else open(path, encoding="utf-8")
 
 
 def _hh_dialogue(text):
@@ -89,13 +81,8 @@ def read_pairs(path, fmt):
   """(pairs, skipped Counter {reason: n}) of one file in `fmt` (see READERS)."""
   if fmt not in READERS:
     raise ValueError(f"unknown preference format {fmt!r}; expected one of {sorted(READERS)}")
-  with _open(path) as f:
-    text = f.read()
-  if text.lstrip().startswith("["):
-    rows = json.loads(text)
-  else:
-    rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-  pairs, skipped = [], collections.Counter()
+  rows, skipped = sft.read_rows(path)
+  pairs = []
   for row in rows:
     try:
       pair = READERS[fmt](row if isinstance(row, dict) else {})

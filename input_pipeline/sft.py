@@ -20,6 +20,7 @@ would teach the model to stop mid-answer or lose the response).
 """
 
 import collections
+import gzip
 import json
 import os
 
@@ -40,11 +41,12 @@ class BadRow(ValueError):
 
 
 def read_rows(path):
-  """(rows, skipped) from a JSON array or a JSONL file; skipped counts unparseable JSONL lines.
-  A file that is neither raises an error naming it."""
+  """(rows, skipped) from a JSON array or a JSONL file (either gzipped when it ends in .gz);
+  skipped counts unparseable JSONL lines. A file that is neither raises an error naming it."""
   if not os.path.isfile(path):
-    raise FileNotFoundError(f"SFT data file {path} does not exist")
-  with open(path, encoding="utf-8") as f:
+    raise FileNotFoundError(f"data file {path} does not exist")
+  opener = gzip.open if path.endswith(".gz") else open
+  with opener(path, "rt", encoding="utf-8") as f:
     text = f.read()
   if text.lstrip().startswith("["):
     try:
