@@ -46,18 +46,18 @@ def main(argv):
     config.batch_size = max(config.batch_size // jax.device_count(), 1) * jax.device_count()
     mesh = mesh_lib.make_mesh(config.mesh)
     setup = train_state.build(config, mesh)
-    state = setup.init()
+    state, frozen = setup.init(), setup.bind()
     m = config.model
     _, matmul_params = transformer.count_params(m)
     flops_per_token = cost.flops_per_token(matmul_params, m.num_layers, m.num_heads, m.head_dim, config.seq_len)
     batches = [train_state.to_global(setup.batch_sharding, b)
                for b in synthetic.batches(config.batch_size, config.seq_len, m.vocab_size, 2)]
     for i in range(2):
-      state, metrics = setup.step(state, batches[i % 2])
+      state, metrics = setup.step(state, batches[i % 2], frozen)
     jax.block_until_ready(metrics)
     t0 = time.perf_counter()
     for i in range(_STEPS.value):
-      state, metrics = setup.step(state, batches[i % 2])
+      state, metrics = setup.step(state, batches[i % 2], frozen)
     jax.block_until_ready(metrics)
     seconds = (time.perf_counter() - t0) / _STEPS.value
     tokens_per_second = config.batch_size * config.seq_len / seconds

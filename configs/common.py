@@ -32,6 +32,7 @@ DEFAULT_RULES = (
     ("head_dim", None),
     ("vocab", "tensor"),
     ("layers", None),  # the scanned layer axis
+    ("lora_rank", None),  # adapters are small: their rank axis is never split
 )
 
 
@@ -57,6 +58,12 @@ def model_config(**overrides):
   m.scan_layers = True  # one compiled block scanned over layers (fast compile for deep models)
   m.attention = "einsum"  # "einsum" (ours; 2-7% faster on CPU, README) or "dot_product" (jax.nn)
   m.init_std = 0.02  # normal init std of the embeddings; projections use fan-in scaling
+  m.lora_rank = 0  # LoRA adapters of this rank beside lora_targets (0: none; full fine-tuning)
+  m.lora_alpha = 16.0  # adapter output scaled by lora_alpha / lora_rank
+  m.lora_dropout = 0.0  # dropout on the adapters' input while training
+  m.lora_targets = ("wq", "wk", "wv", "wo")  # weights with adapters (wq wk wv wo gate up down); with
+  #   lora_rank > 0, () trains only the score head on the frozen model (a linear probe)
+  m.score_head = False  # a scalar head on the final hidden state (reward model, PPO value)
   m.update(overrides)
   return m
 
@@ -70,6 +77,42 @@ def base_config():
   c.grad_accum_steps = 1  # micro-batches per step; batch_size must divide by it
 
   c.model = model_config()
+  c.objective = "lm"  # lm (pretraining; SFT with finetune.train_files), reward, dpo or ppo
+  c.init_from = ""  # start from this model: a workdir, HF dir, .gguf or "smollm2-135m-instruct"
+
+  # Fine-tuning data (configs/sft.py, reward.py, dpo.py, ppo.py); paths relative to the data dir.
+  c.finetune = ml_collections.ConfigDict()
+  c.finetune.train_files = ()  # SFT rows, preference pairs, or (ppo) either, for their prompts
+  c.finetune.pairs_format = ""  # preference files: hh, dpo or alpaca_eval ("" : SFT rows)
+  c.finetune.template = "chatml"  # alpaca or chatml; saved with the run, used by eval and chat
+  c.finetune.held_out_fraction = 0.1  # by a hash of the prompt / example
+  c.finetune.limit = 0  # first N training examples / pairs / prompts (0: all)
+  c.finetune.held_out_limit = 0  # first N held-out ones (0: all)
+
+  c.reward_model = ""  # workdir of a reward model: PPO's reward, and the judge of win rates
+
+  c.dpo = ml_collections.ConfigDict()
+  c.dpo.beta = 0.1  # strength of the implicit KL constraint to the reference
+  c.dpo.reference = "on_the_fly"  # on_the_fly (a forward pass per step) or precomputed (once)
+
+  c.ppo = ml_collections.ConfigDict()
+  c.ppo.rollout_size = 16  # prompts per rollout; each is used `epochs` times in batch_size minibatches
+  c.ppo.epochs = 2  # PPO epochs over each rollout
+  c.ppo.max_new_tokens = 48  # response length cap
+  c.ppo.temperature = 1.0  # rollout sampling
+  c.ppo.top_k = 0
+  c.ppo.top_p = 1.0
+  c.ppo.kl_coef = 0.05  # per-token KL penalty to the reference
+  c.ppo.adaptive_kl = False  # Ziegler et al.'s controller towards target_kl
+  c.ppo.target_kl = 6.0  # nats per response
+  c.ppo.kl_horizon = 10000  # samples
+  c.ppo.gamma = 1.0  # GAE discount
+  c.ppo.lam = 0.95  # GAE lambda
+  c.ppo.whiten_advantages = True
+  c.ppo.clip = 0.2  # policy ratio clip
+  c.ppo.value_clip = 0.2  # value clip
+  c.ppo.value_coef = 0.1  # value loss weight
+  c.ppo.eval_prompts = 32  # held-out prompts for the win rate against the reference (0: none)
 
   c.data = ml_collections.ConfigDict()
   c.data.path = PUBLIC_DOMAIN_TEXT  # glob(s) of .txt / .jsonl files, absolute or relative to data_dir

@@ -7,6 +7,12 @@ Variants (`configs/eval.py:VARIANT`):
                   python -m eval.run --config=configs/eval.py:smollm2 --workdir=reports/smollm2
   smollm2_full  the same tasks on their full shipped sets (no limits): for an accelerator.
   workdir       one of our checkpoints: --config.model=runs/tiny (a quick, small suite).
+  fireact       a model fine-tuned on FireAct's HotpotQA trajectories, scored in their zero-shot
+                chat format (task spec "hotpotqa/fireact"; the model's own chat template), beside
+                the few-shot ReAct prompt:
+                  python -m eval.run --config=configs/eval.py:fireact --workdir=reports/fireact_after
+                  python -m eval.run --config=configs/eval.py:fireact \
+                    --config.model=smollm2-135m-instruct --workdir=reports/fireact_before
   smoke         two tasks, five examples each: checks a model end to end in a minute.
 """
 
@@ -45,9 +51,17 @@ def get_config(arg="smollm2"):
     c.tasks = ("bpb", "hellaswag", "arc_easy", "piqa", "lambada_openai")
     c.limit = 200
     c.max_length = 512  # our small models train on 256-token rows
+  elif arg == "fireact":
+    c.model = "runs/sft_fireact"
+    c.tasks = ("hotpotqa/fireact",)
+    # The first 16 dev questions (one batch; ~5 minutes a model on a 2-core CPU); raise it on an
+    # accelerator, add "hotpotqa/react" for the few-shot prompt, or use hotpotqa_wiki/fireact
+    # for the local Wikipedia store.
+    c.limit = 16
   elif arg == "smoke":
     c.tasks = ("arc_easy", "hotpotqa/react")
     c.limit = 5
   else:
-    raise ValueError(f"unknown eval config variant {arg!r}: smollm2, smollm2_full, workdir, smoke")
+    raise ValueError(f"unknown eval config variant {arg!r}: smollm2, smollm2_full, workdir, "
+                     "fireact, smoke")
   return c

@@ -4,6 +4,8 @@ The model side (`eval/lm.py`, class `LM`) implements these on our Flax decoder; 
 fakes with the same methods.
 
   lm.name                                   str, e.g. "SmolLM2-135M-Instruct (GGUF Q4_1)"
+  lm.template                               the chat template the model answers in ("chatml",
+         "alpaca"; input_pipeline/sft.py) or None (plain text); read by the fireact agent mode.
   lm.loglikelihood(pairs, desc="")          pairs: list of (context, continuation) strings.
       -> list of (logprob, is_greedy): the summed log-probability (nats) of the continuation's
          tokens given the context, and whether greedy decoding would produce exactly them.

@@ -46,8 +46,11 @@ class LM:
   """Scoring and generation with our Decoder (graphdef + params) and a tokenizer."""
 
   def __init__(self, graphdef, params, tokenizer, name, mesh=None, max_length=2048,
-               tokens_per_batch=8192, agent_batch_size=16, rules=common.DEFAULT_RULES):
+               tokens_per_batch=8192, agent_batch_size=16, rules=common.DEFAULT_RULES,
+               template=None):
+    """template: the chat template the model answers in (sft.model_template), None for plain text."""
     self.graphdef, self.tokenizer, self.name = graphdef, tokenizer, name
+    self.template = template
     self.cfg = nnx.merge(graphdef, params).cfg
     self.mesh = mesh or mesh_lib.make_mesh(dict(data=-1, fsdp=1, tensor=1))
     self.rules = rules

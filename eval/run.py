@@ -16,6 +16,7 @@ from ml_collections import config_flags
 
 from eval import data, report, suite
 from eval.lm import LM
+from input_pipeline import sft
 from models import transformer
 from training import mesh as mesh_lib, workdir as workdir_lib
 
@@ -40,10 +41,12 @@ def main(argv):
   source = model_config.get("source")
   name = config.name or os.path.basename(os.path.normpath(config.model))
   lm = LM(graphdef, params, tokenizer, name, mesh=mesh, max_length=config.max_length,
-          tokens_per_batch=config.tokens_per_batch, agent_batch_size=config.agent_batch_size)
+          tokens_per_batch=config.tokens_per_batch, agent_batch_size=config.agent_batch_size,
+          template=sft.model_template(model_config, tokenizer))
   model_info = dict(name=name, source=source.path if source else os.path.abspath(config.model),
                     kind=source.kind if source else "workdir", params=total_params,
-                    tokenizer=getattr(tokenizer, "path", ""), dtype=model_config.model.dtype,
+                    tokenizer=getattr(tokenizer, "path", ""), template=lm.template,
+                    dtype=model_config.model.dtype,
                     devices=f"{jax.device_count()} x {jax.devices()[0].device_kind}",
                     load_seconds=round(time.time() - t0, 1))
   print(f"model {name}: {total_params:,} params, loaded in {model_info['load_seconds']} s")

@@ -2,8 +2,10 @@
 training (`config.evals`).
 
 A spec is "name" for a benchmark (eval/tasks) or "name/mode" for an agent task (eval/react, mode
-one of standard, cot, act, react). Every spec is checked before anything runs, so a typo fails at
-once instead of after an hour of scoring.
+one of standard, cot, act, react, fireact: e.g. "hotpotqa/fireact", FireAct's zero-shot chat
+format in the model's template). Every spec is checked before anything runs, so a typo (or a
+fireact spec for a model without a chat template) fails at once instead of after an hour of
+scoring.
 """
 
 import os
@@ -11,6 +13,7 @@ import os
 from absl import logging
 
 from eval import tasks as benchmark_tasks
+from eval.react import runner as react_runner
 from eval.react import tasks as react_tasks
 
 
@@ -33,6 +36,8 @@ def parse(spec):
 def run(lm, specs, data_dir, limits=None, default_limit=None, trajectories_dir=None, on_result=None):
   """Runs each spec in order; returns the list of result records. limits: {spec or name: N}."""
   parsed = [(spec, *parse(spec)) for spec in specs]
+  for _, _, mode in parsed:
+    react_runner.chat_template(lm, mode)
   limits = dict(limits or {})
   results = []
   for spec, name, mode in parsed:

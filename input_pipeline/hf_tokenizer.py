@@ -9,6 +9,7 @@ GPT-2 split regex, as transformers does when it loads a GGUF. Control tokens (to
 """
 
 import json
+import os
 
 import numpy as np
 import tokenizers
@@ -28,6 +29,9 @@ def _byte_decoder():
       chars.append(256 + extra)
       extra += 1
   return {chr(c): b for b, c in zip(printable, chars)}
+
+
+SAVED_NAME = "tokenizer_ids.json"  # beside tokenizer.json in a fine-tuning workdir
 
 
 class HFTokenizer:
@@ -58,6 +62,21 @@ class HFTokenizer:
       piece = self._tok.id_to_token(i) or ""
       lengths[i] = len(piece) if all(c in table for c in piece) else len(piece.encode("utf-8"))
     return lengths
+
+  def save(self, directory):
+    """tokenizer.json + the ids and chat template beside it (what `load` reads back)."""
+    self._tok.save(os.path.join(directory, "tokenizer.json"))
+    with open(os.path.join(directory, SAVED_NAME), "w") as f:
+      json.dump(dict(bos_token_id=self.bos_id, eos_token_id=self.eos_id, pad_token_id=self.pad_id,
+                     special_ids=sorted(self.special_ids), chat_template=self.chat_template), f, indent=1)
+
+  @classmethod
+  def load(cls, directory):
+    with open(os.path.join(directory, SAVED_NAME)) as f:
+      ids = json.load(f)
+    path = os.path.join(directory, "tokenizer.json")
+    return cls(tokenizers.Tokenizer.from_file(path), ids["bos_token_id"], ids["eos_token_id"],
+               ids["pad_token_id"], ids["special_ids"], path, ids["chat_template"])
 
   @classmethod
   def from_json(cls, path, config=None):

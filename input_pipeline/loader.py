@@ -42,11 +42,11 @@ def make_train_iterator(config, tokenizer, process_index, process_count):
   train_documents, _, _ = sources.load_splits(config.data)
   chunks = grain.MapDataset.source(document_chunks(train_documents, config.data.chunk_chars))
   if config.data.shuffle:
-    chunks = chunks.shuffle(seed=_shuffle_seed(config.seed))
+    chunks = chunks.shuffle(seed=shuffle_seed(config.seed))
   chunks = chunks.repeat(None)  # after shuffle: each epoch gets its own order
   rows = _pack(chunks, tokenizer, config)
   batches = rows.batch(config.batch_size, batch_fn=_batch_fn(config.batch_size))
-  return iter(batches.map(_row_slice(process_index, local_rows)))
+  return iter(batches.map(row_slice(process_index, local_rows)))
 
 
 def make_eval_batches(config, tokenizer, process_index, process_count):
@@ -57,24 +57,26 @@ def make_eval_batches(config, tokenizer, process_index, process_count):
   rows = _pack(chunks, tokenizer, config)
   batches = rows.batch(config.batch_size, drop_remainder=False,
                        batch_fn=_batch_fn(config.batch_size))
-  take = _row_slice(process_index, local_rows)
+  take = row_slice(process_index, local_rows)
   return [take(batch) for batch in itertools.islice(batches, config.eval_batches)]
 
 
 def make_example_iterator(examples, *, seq_len, batch_size, seed, process_index, process_count,
-                          shuffle=True):
+                          shuffle=True, repeat=True):
   """Fine-tuning batches from whole examples [(ids, weights)] (input_pipeline/sft.py): shuffled
   (a new order every epoch, repeating forever), packed without splitting an example, batched and
   sliced per process as the training batches above, with the same promises; loss only where an
-  example's weights are 1."""
-  local_rows = _local_rows(batch_size, process_index, process_count)
+  example's weights are 1. repeat=False: one pass (held-out batches), the last batch padded."""
+  rows_here = local_rows(batch_size, process_index, process_count)
   arrays = [(np.asarray(ids, np.int32), np.asarray(weights, np.int32)) for ids, weights in examples]
   dataset = grain.MapDataset.source(arrays)
   if shuffle:
-    dataset = dataset.shuffle(seed=_shuffle_seed(seed))
-  rows = packing.ExamplePackIterDataset(dataset.repeat(None).to_iter_dataset(), row_len=seq_len + 1)
+    dataset = dataset.shuffle(seed=shuffle_seed(seed))
+  if repeat:
+    dataset = dataset.repeat(None)
+  rows = packing.ExamplePackIterDataset(dataset.to_iter_dataset(), row_len=seq_len + 1)
   batches = rows.batch(batch_size, batch_fn=_batch_fn(batch_size))
-  return iter(batches.map(_row_slice(process_index, local_rows)))
+  return iter(batches.map(row_slice(process_index, rows_here)))
 
 
 def document_chunks(documents, chunk_chars):
@@ -103,7 +105,7 @@ def _batch_fn(num_rows):
   return functools.partial(packing.rows_to_batch, num_rows=num_rows)
 
 
-def _row_slice(process_index, local_rows):
+def row_slice(process_index, local_rows):
   return functools.partial(_take_rows, start=process_index * local_rows,
                            stop=(process_index + 1) * local_rows)
 
@@ -112,12 +114,12 @@ def _take_rows(batch, start, stop):
   return {k: v[start:stop] for k, v in batch.items()}
 
 
-def _shuffle_seed(seed):
+def shuffle_seed(seed):
   # Grain shuffles epoch e with seed + e; hashing keeps seeds s and s + 1 from sharing epochs.
   return int(np.random.SeedSequence([seed, _DATA_STREAM]).generate_state(1)[0])
 
 
-def _local_rows(batch_size, process_index, process_count):
+def local_rows(batch_size, process_index, process_count):
   """-> rows per process, or a clear error."""
   if not 0 <= process_index < process_count:
     raise ValueError(f"process_index={process_index} is outside [0, {process_count}).")
@@ -129,7 +131,7 @@ def _local_rows(batch_size, process_index, process_count):
 
 def _validate(config, process_index, process_count):
   """-> rows per process; a clear error for settings the pipeline cannot honour."""
-  local_rows = _local_rows(config.batch_size, process_index, process_count)
+  rows_here = local_rows(config.batch_size, process_index, process_count)
   if config.seq_len < 1:
     raise ValueError(f"config.seq_len={config.seq_len}; expected a positive number of tokens.")
   if not 0 <= config.data.eval_fraction < 1:
@@ -138,4 +140,4 @@ def _validate(config, process_index, process_count):
     raise ValueError(f"config.data.chunk_chars={config.data.chunk_chars}; expected >= 1.")
   if config.seed < 0:
     raise ValueError(f"config.seed={config.seed}; expected a non-negative integer.")
-  return local_rows
+  return rows_here

@@ -171,3 +171,17 @@ def load_examples(path, tokenizer, template, max_length):
   if not examples:
     raise ValueError(f"{path}: none of its {len(rows)} rows is usable ({dict(skipped)})")
   return examples, skipped
+
+
+def model_template(config, tokenizer):
+  """The template a model answers in: its fine-tuning run's (`config.finetune.template`), else
+  chatml when the tokenizer has ChatML's special tokens (an imported chat model), else None
+  (a base model: plain text in, plain text out). config: what training.workdir.load returns."""
+  finetune = config.get("finetune") if hasattr(config, "get") else None
+  if finetune is not None and finetune.get("template"):
+    return finetune.get("template")
+  try:
+    check_template("chatml", tokenizer)
+  except ValueError:
+    return None
+  return "chatml"

@@ -56,10 +56,9 @@ class Sampler:
   def __hash__(self):
     return id(self)
 
-  def generate(self, prompts, max_new_tokens=64, temperature=0.0, top_k=0, top_p=1.0, stop=(), seed=0):
-    """prompts: list of str. Returns the completions (without the stop string that ended them)."""
-    tok = self.tokenizer
-    encoded = [tok.encode(p) for p in prompts]
+  def _tokens(self, prompts, max_new_tokens, temperature, top_k, top_p, seed):
+    """Prefills the left-padded prompts, then yields each step's sampled ids [B] (numpy)."""
+    encoded = [self.tokenizer.encode(p) for p in prompts]
     if any(not ids for ids in encoded):
       raise ValueError("generate: every prompt must encode to at least one token")
     batch, prompt_len = len(encoded), max(len(ids) for ids in encoded)
@@ -73,24 +72,59 @@ class Sampler:
     logits, cache = self._prefill(self.params, tokens, positions, segments, cache)
     next_positions = jnp.asarray(positions[:, -1] + 1)
     rng = jax.random.key(seed)
-    generated = [[] for _ in range(batch)]
-    texts, done = [""] * batch, [False] * batch
     for i in range(max_new_tokens):
       rng, step_rng = jax.random.split(rng)
       token, logits, cache = self._step(
           self.params, cache, logits, next_positions + i, prompt_len + i,
           float(temperature), int(top_k), float(top_p), step_rng)
-      for row, t in enumerate(np.asarray(token)):
+      yield np.asarray(token)
+
+  def generate(self, prompts, max_new_tokens=64, temperature=0.0, top_k=0, top_p=1.0, stop=(), seed=0):
+    """prompts: list of str. Returns the completions (without the stop string that ended them)."""
+    eos = self.tokenizer.eos_id
+    generated = [[] for _ in prompts]
+    texts, done = [""] * len(prompts), [False] * len(prompts)
+    for token in self._tokens(prompts, max_new_tokens, temperature, top_k, top_p, seed):
+      for row, t in enumerate(token):
         if done[row]:
           continue
-        if t == tok.eos_id:
+        if t == eos:
           done[row] = True
           continue
         generated[row].append(int(t))
-        texts[row] = tok.decode(generated[row])
-        hits = [texts[row].find(s) for s in stop if s in texts[row]]
-        if hits:
-          texts[row], done[row] = texts[row][: min(hits)], True
+        texts[row], done[row] = _cut_at_stop(self.tokenizer.decode(generated[row]), stop)
       if all(done):
         break
     return texts
+
+  def stream(self, prompt, max_new_tokens=64, temperature=0.0, top_k=0, top_p=1.0, stop=(), seed=0):
+    """Yields the completion of one prompt in pieces as its tokens are sampled; the pieces join to
+    generate([prompt], ...)[0]. Text is held back while it ends in an unfinished UTF-8 character
+    (decoded as U+FFFD) or in what may be the start of a stop string, so no piece is ever taken
+    back. Assumes decoding is prefix-stable apart from such an unfinished last character."""
+    generated, text, shown = [], "", 0
+    for token in self._tokens([prompt], max_new_tokens, temperature, top_k, top_p, seed):
+      if token[0] == self.tokenizer.eos_id:
+        break
+      generated.append(int(token[0]))
+      text, stopped = _cut_at_stop(self.tokenizer.decode(generated), stop)
+      if stopped:
+        break
+      settled = text.rstrip("\ufffd")
+      safe = len(settled) - _stop_prefix_length(settled, stop)
+      if safe > shown:
+        yield text[shown:safe]
+        shown = safe
+    if len(text) > shown:  # the end: whatever was held back is final now
+      yield text[shown:]
+
+
+def _cut_at_stop(text, stop):
+  """(text before the first stop string, whether there was one)."""
+  hits = [text.find(s) for s in stop if s in text]
+  return (text[:min(hits)], True) if hits else (text, False)
+
+
+def _stop_prefix_length(text, stop):
+  """Length of the longest end of `text` that is the start of a stop string (0 when none)."""
+  return max((k for s in stop for k in range(1, len(s)) if text.endswith(s[:k])), default=0)

@@ -5,6 +5,9 @@ shardings. Shapes: B batch, T query length, S key length, E embed, N query heads
 H head_dim, F mlp hidden.
 """
 
+import math
+import zlib
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -47,6 +50,55 @@ class LayerNorm(nnx.Module):
 def make_norm(cfg):
   norm = {"rms": RMSNorm, "layer": LayerNorm}[cfg.norm]
   return norm(cfg.embed_dim, cfg.norm_eps, jnp.dtype(cfg.param_dtype))
+
+
+def _lora_specs(spec):
+  """The two einsums of a low-rank update beside the weight einsum `spec` ("bte,enh->btnh"):
+  down "bte,er->btr" (A: the weight's input axes x rank) and up "btr,rnh->btnh" (B: rank x its
+  output axes)."""
+  (xs, ws), out = spec.split("->")[0].split(","), spec.split("->")[1]
+  ins = "".join(c for c in ws if c in xs)
+  outs = "".join(c for c in ws if c in out)
+  batch = "".join(c for c in xs if c not in ins)
+  return f"{xs},{ins}r->{batch}r", f"{batch}r,r{outs}->{out}", len(ins)
+
+
+class LoRA(nnx.Module):
+  """Hu et al. 2021's low-rank adapter of one weight: y += dropout(x) @ A @ B * alpha / rank.
+  A is normal(0, 1/sqrt(fan-in)), B zeros, so a new adapter leaves the model unchanged."""
+
+  def __init__(self, spec, weight_shape, weight_axes, cfg, rngs):
+    self.down_spec, self.up_spec, n_in = _lora_specs(spec)
+    r, dt = cfg.lora_rank, jnp.dtype(cfg.param_dtype)
+    fan_in = math.prod(weight_shape[:n_in])
+    self.a = param(rngs, (*weight_shape[:n_in], r), (*weight_axes[:n_in], "lora_rank"), dt, fan_in**-0.5)
+    self.b = nnx.Param(jnp.zeros((r, *weight_shape[n_in:]), dt), logical_axes=("lora_rank", *weight_axes[n_in:]))
+    self.scale, self.dropout, self.dtype = cfg.lora_alpha / r, cfg.lora_dropout, jnp.dtype(cfg.dtype)
+
+  def __call__(self, x, rng=None):
+    if rng is not None and self.dropout > 0:
+      keep = jax.random.bernoulli(rng, 1.0 - self.dropout, x.shape)
+      x = jnp.where(keep, x / (1.0 - self.dropout), 0).astype(x.dtype)
+    h = jnp.einsum(self.down_spec, x, self.a[...].astype(self.dtype))
+    return jnp.einsum(self.up_spec, h, self.b[...].astype(self.dtype)) * self.scale
+
+
+def add_adapters(module, weights, cfg, rngs):
+  """A LoRA beside each named weight {name: einsum spec} that cfg.lora_targets lists."""
+  for name, spec in weights.items():
+    if cfg.lora_rank and name in cfg.lora_targets:
+      w = getattr(module, name)
+      setattr(module, f"{name}_lora", LoRA(spec, w.shape, w.get_metadata()["logical_axes"], cfg, rngs))
+
+
+def project(module, name, spec, x, rng=None):
+  """x through weight `name` by einsum `spec`, plus its adapter when it has one. rng: dropout
+  key of the adapter (None: no dropout, as at evaluation)."""
+  y = jnp.einsum(spec, x, getattr(module, name)[...].astype(module.dtype))
+  adapter = getattr(module, f"{name}_lora", None)
+  if adapter is not None:
+    y = y + adapter(x, None if rng is None else jax.random.fold_in(rng, zlib.crc32(name.encode())))
+  return y
 
 
 def rotary(x, positions, theta):
@@ -128,18 +180,19 @@ class Attention(nnx.Module):
     self.wo = param(rngs, (n, h, e), ("heads", "head_dim", "embed"), dt, out_std)
     self.theta, self.dtype = cfg.rope_theta, jnp.dtype(cfg.dtype)
     self.attend = ATTENTION[cfg.attention]
+    add_adapters(self, self.SPECS, cfg, rngs)
 
-  def __call__(self, x, positions, segment_ids, cache=None, cache_index=None):
+  SPECS = dict(wq="bte,enh->btnh", wk="bte,ekh->btkh", wv="bte,ekh->btkh", wo="btnh,nhe->bte")
+
+  def __call__(self, x, positions, segment_ids, cache=None, cache_index=None, rng=None):
     """x: [B, T, E]. cache: None or dict(k, v: [B, S, K, H], segment_ids: [B, S]).
 
     With a cache, the new keys/values are written at slots cache_index .. cache_index + T (a
     scalar, or [B] for rows at different lengths) and the
     queries attend to every filled slot of their own segment. Returns ([B, T, E], new cache).
     """
-    dt = self.dtype
-    q = jnp.einsum("bte,enh->btnh", x, self.wq[...].astype(dt))
-    k = jnp.einsum("bte,ekh->btkh", x, self.wk[...].astype(dt))
-    v = jnp.einsum("bte,ekh->btkh", x, self.wv[...].astype(dt))
+    dt, specs = self.dtype, self.SPECS
+    q, k, v = (project(self, name, specs[name], x, rng) for name in ("wq", "wk", "wv"))
     q = constrain(rotary(q, positions, self.theta), ("batch", "length", "heads", "head_dim"))
     k = constrain(rotary(k, positions, self.theta), ("batch", "length", "kv_heads", "head_dim"))
     v = constrain(v, ("batch", "length", "kv_heads", "head_dim"))
@@ -161,7 +214,7 @@ class Attention(nnx.Module):
     else:
       out = self.attend(q, k.astype(dt), v.astype(dt), mask)
     out = constrain(out, ("batch", "length", "heads", "head_dim"))
-    return jnp.einsum("btnh,nhe->bte", out, self.wo[...].astype(dt)), cache
+    return project(self, "wo", specs["wo"], out, rng), cache
 
 
 class MLP(nnx.Module):
@@ -173,12 +226,14 @@ class MLP(nnx.Module):
     self.up = param(rngs, (e, f), ("embed", "mlp"), dt, e**-0.5)
     self.down = param(rngs, (f, e), ("mlp", "embed"), dt, f**-0.5 / (2 * cfg.num_layers) ** 0.5)
     self.dtype = jnp.dtype(cfg.dtype)
+    add_adapters(self, self.SPECS, cfg, rngs)
 
-  def __call__(self, x):
-    dt = self.dtype
-    hidden = jax.nn.silu(x @ self.gate[...].astype(dt)) * (x @ self.up[...].astype(dt))
+  SPECS = dict(gate="bte,ef->btf", up="bte,ef->btf", down="btf,fe->bte")
+
+  def __call__(self, x, rng=None):
+    hidden = jax.nn.silu(project(self, "gate", self.SPECS["gate"], x, rng)) * project(self, "up", self.SPECS["up"], x, rng)
     hidden = constrain(hidden, ("batch", "length", "mlp"))
-    return hidden @ self.down[...].astype(dt)
+    return project(self, "down", self.SPECS["down"], hidden, rng)
 
 
 class LlamaBlock(nnx.Module):
@@ -188,10 +243,10 @@ class LlamaBlock(nnx.Module):
     self.attn_norm, self.mlp_norm = make_norm(cfg), make_norm(cfg)
     self.attn, self.mlp = Attention(cfg, rngs), MLP(cfg, rngs)
 
-  def __call__(self, x, positions, segment_ids, cache=None, cache_index=None):
-    h, cache = self.attn(self.attn_norm(x), positions, segment_ids, cache, cache_index)
+  def __call__(self, x, positions, segment_ids, cache=None, cache_index=None, rng=None):
+    h, cache = self.attn(self.attn_norm(x), positions, segment_ids, cache, cache_index, rng)
     x = constrain(x + h, ("batch", "length", "act_embed"))
-    x = x + self.mlp(self.mlp_norm(x))
+    x = x + self.mlp(self.mlp_norm(x), rng)
     return constrain(x, ("batch", "length", "act_embed")), cache
 
 
@@ -202,10 +257,10 @@ class PalmBlock(nnx.Module):
     self.norm = make_norm(cfg)
     self.attn, self.mlp = Attention(cfg, rngs), MLP(cfg, rngs)
 
-  def __call__(self, x, positions, segment_ids, cache=None, cache_index=None):
+  def __call__(self, x, positions, segment_ids, cache=None, cache_index=None, rng=None):
     y = self.norm(x)
-    h, cache = self.attn(y, positions, segment_ids, cache, cache_index)
-    return constrain(x + h + self.mlp(y), ("batch", "length", "act_embed")), cache
+    h, cache = self.attn(y, positions, segment_ids, cache, cache_index, rng)
+    return constrain(x + h + self.mlp(y, rng), ("batch", "length", "act_embed")), cache
 
 
 BLOCKS = {"llama": LlamaBlock, "palm": PalmBlock}

@@ -41,9 +41,28 @@ class Decoder(nnx.Module):
     else:
       self.layers = nnx.List([block(cfg, rngs) for _ in range(cfg.num_layers)])
     self.final_norm = make_norm(cfg)
+    if cfg.score_head:  # a scalar per position: the reward model's score, PPO's value
+      self.score_head = nnx.Param(jnp.zeros((cfg.embed_dim,), dt), logical_axes=("embed",))
 
-  def __call__(self, tokens, positions=None, segment_ids=None, cache=None, cache_index=None):
-    """tokens, positions, segment_ids: [B, T] int32. cache: see `init_cache`. Returns (logits, cache)."""
+  def __call__(self, tokens, positions=None, segment_ids=None, cache=None, cache_index=None, rng=None):
+    """tokens, positions, segment_ids: [B, T] int32. cache: see `init_cache`. rng: dropout key
+    (LoRA adapters), None at evaluation. Returns (logits [B, T, vocab], cache)."""
+    x, cache = self.features(tokens, positions, segment_ids, cache, cache_index, rng)
+    return self.logits(x), cache
+
+  def logits(self, x):
+    """Final hidden states [B, T, E] -> float32 logits [B, T, vocab]."""
+    cfg = self.cfg
+    head = self.embedding[...].T if cfg.tie_embeddings else self.lm_head[...]
+    logits = jnp.dot(x, head.astype(cfg.dtype), preferred_element_type=jnp.float32)
+    return constrain(logits, ("batch", "length", "vocab"))
+
+  def scores(self, x):
+    """Final hidden states [B, T, E] -> float32 scalar head outputs [B, T]."""
+    return jnp.dot(x.astype(jnp.float32), self.score_head[...].astype(jnp.float32))
+
+  def features(self, tokens, positions=None, segment_ids=None, cache=None, cache_index=None, rng=None):
+    """The final-normed hidden states [B, T, E] (what both heads read) and the cache."""
     cfg = self.cfg
     if positions is None:
       positions = jnp.broadcast_to(jnp.arange(tokens.shape[1], dtype=jnp.int32), tokens.shape)
@@ -51,18 +70,16 @@ class Decoder(nnx.Module):
       segment_ids = jnp.ones_like(tokens)
     x = jnp.take(self.embedding[...], tokens, axis=0).astype(cfg.dtype)
     x = constrain(x, ("batch", "length", "act_embed"))
-    x, cache = self._layers(x, positions, segment_ids, cache, cache_index)
-    x = self.final_norm(x)
-    head = self.embedding[...].T if cfg.tie_embeddings else self.lm_head[...]
-    logits = jnp.dot(x, head.astype(cfg.dtype), preferred_element_type=jnp.float32)
-    return constrain(logits, ("batch", "length", "vocab")), cache
+    x, cache = self._layers(x, positions, segment_ids, cache, cache_index, rng)
+    return self.final_norm(x), cache
 
-  def _layers(self, x, positions, segment_ids, cache, cache_index):
+  def _layers(self, x, positions, segment_ids, cache, cache_index, rng):
     cfg = self.cfg
+    layer_rngs = None if rng is None else jax.random.split(rng, cfg.num_layers)
 
-    def apply(graphdef, x, layer_params, layer_cache):
+    def apply(graphdef, x, layer_params, layer_cache, layer_rng):
       block = nnx.merge(graphdef, layer_params)
-      return block(x, positions, segment_ids, layer_cache, cache_index)
+      return block(x, positions, segment_ids, layer_cache, cache_index, layer_rng)
 
     if cfg.remat != "none":
       apply = jax.checkpoint(apply, policy=REMAT_POLICIES[cfg.remat], static_argnums=(0,))
@@ -70,12 +87,12 @@ class Decoder(nnx.Module):
     if cfg.scan_layers:
       graphdef, stacked = nnx.split(self.layers)
       body = lambda x, xs: apply(graphdef, x, *xs)
-      return jax.lax.scan(body, x, (stacked, cache))
+      return jax.lax.scan(body, x, (stacked, cache, layer_rngs))
     new_caches = []
     for i, block in enumerate(self.layers):
       graphdef, layer_params = nnx.split(block)
       layer_cache = None if cache is None else jax.tree.map(lambda c: c[i], cache)
-      x, layer_cache = apply(graphdef, x, layer_params, layer_cache)
+      x, layer_cache = apply(graphdef, x, layer_params, layer_cache, None if rng is None else layer_rngs[i])
       new_caches.append(layer_cache)
     if cache is None:
       return x, None
@@ -122,6 +139,36 @@ def param_axes(cfg):
       node = node.setdefault(key, {})
     node[path[-1]] = tuple(variable.get_metadata()["logical_axes"])
   return axes
+
+
+def is_adapter(path):
+  """A LoRA weight (a, b of a `<weight>_lora`), by its path of keys in the params dict."""
+  return any(str(getattr(k, "key", k)).endswith("_lora") for k in path)
+
+
+def merge_lora(cfg, params):
+  """(cfg without adapters, params with each adapter's alpha / rank * A @ B added to its weight):
+  the same function as the adapted model in the base model's shape, for eval and export."""
+  scale = cfg.lora_alpha / max(cfg.lora_rank, 1)
+  product = lambda a, b: jnp.tensordot(a, b, axes=1)  # [*in, r] x [r, *out] -> the weight's shape
+  if cfg.scan_layers:
+    product = jax.vmap(product)  # a leading layers axis on both
+
+  def fold(node):
+    if not isinstance(node, dict):
+      return node
+    out = {}
+    for key, value in node.items():
+      adapter = node.get(f"{key}_lora") if isinstance(key, str) else None
+      if adapter is not None:
+        value = value + (scale * product(adapter["a"], adapter["b"])).astype(value.dtype)
+      if not (isinstance(key, str) and key.endswith("_lora")):
+        out[key] = fold(value)
+    return out
+
+  merged_cfg = cfg.copy_and_resolve_references()
+  merged_cfg.lora_rank = 0
+  return merged_cfg, fold(params)
 
 
 def count_params(cfg):

@@ -61,7 +61,7 @@ def test_benchmark_evals_are_checked_before_training():
 def test_eval_configs():
   from configs import eval as eval_configs  # pylint: disable=import-outside-toplevel
   from eval import suite  # pylint: disable=import-outside-toplevel
-  for variant in ("smollm2", "smollm2_full", "workdir", "smoke"):
+  for variant in ("smollm2", "smollm2_full", "workdir", "fireact", "smoke"):
     for spec in eval_configs.get_config(variant).tasks:
       suite.parse(spec)
   with pytest.raises(ValueError, match="unknown eval config variant"):

@@ -8,6 +8,7 @@ import os
 import pytest
 
 from eval import data
+from eval import suite
 from eval.api import Turn
 from eval.react import agent
 from eval.react import docstore
@@ -18,6 +19,7 @@ from eval.react import scoring
 from eval.react import stores
 from eval.react import tasks
 from eval.react import tools
+from input_pipeline import sft
 
 
 class FakeLM:
@@ -29,8 +31,8 @@ class FakeLM:
 
   name = "fake"
 
-  def __init__(self, policy, max_chars=100_000):
-    self.policy, self.max_chars = policy, max_chars
+  def __init__(self, policy, max_chars=100_000, template=None):
+    self.policy, self.max_chars, self.template = policy, max_chars, template
     self.prefixes, self.turns = [], []
 
   def run_episodes(self, prefix, episodes, desc=""):
@@ -71,9 +73,9 @@ def store():
   })
 
 
-def _episode(store, mode="react", question="Who was Milhouse named after?", max_steps=7):
+def _episode(store, mode="react", question="Who was Milhouse named after?", max_steps=7, **kw):
   return agent.Episode(question, "Richard Nixon", mode=mode, tools=tools.Browser(store).tools(),
-                       score=scoring.score_hotpotqa, max_steps=max_steps, example_id="q1")
+                       score=scoring.score_hotpotqa, max_steps=max_steps, example_id="q1", **kw)
 
 
 def _run(episodes, policy, **kw):
@@ -215,6 +217,59 @@ def test_misuse_and_unknown_modes_raise(store):
     tasks.evaluate("fever", None, "/nowhere", "reflexion")
 
 
+def test_fireact_chat_turns(store):
+  episode = _episode(store, "fireact", template="chatml")
+  lm = _run([episode], scripted({episode.question: [
+      "Thought: I need to search Milhouse.\nAction: search[Milhouse Van Houten]\nObservation: made up",
+      "Thought: It mentions a name.\nAction: lookup[named after]<|im_end|>\n<|im_start|>user",
+      "Thought: So it is Richard Nixon.\nAction: finish[Richard Nixon]"]}))
+  t = episode.trajectory
+  assert t["text"] == (
+      "<|im_start|>user\nWho was Milhouse named after?<|im_end|>\n<|im_start|>assistant\n"
+      "Thought: I need to search Milhouse.\nAction: search[Milhouse Van Houten]<|im_end|>\n"
+      "<|im_start|>user\nObservation: Milhouse is a character in The Simpsons. Milhouse was named "
+      "after Richard Nixon.<|im_end|>\n<|im_start|>assistant\n"
+      "Thought: It mentions a name.\nAction: lookup[named after]<|im_end|>\n"
+      "<|im_start|>user\nObservation: (Result 1 / 1) Milhouse was named after Richard Nixon."
+      "<|im_end|>\n<|im_start|>assistant\n"
+      "Thought: So it is Richard Nixon.\nAction: finish[Richard Nixon]")
+  assert t["thoughts"] == ["I need to search Milhouse.", "It mentions a name.",
+                           "So it is Richard Nixon."]
+  assert t["actions"] == ["search[Milhouse Van Houten]", "lookup[named after]",
+                          "finish[Richard Nixon]"]
+  assert t["mode"] == "fireact" and t["correct"] and t["steps"] == 3 and t["bad_calls"] == 0
+  assert all(turn.stop == ("\nObservation", "<|im_end|>") for turn in lm.turns)
+
+
+def test_fireact_turn_without_action_and_step_limit(store):
+  history = [("system", "Be brief."), ("user", "Hi"), ("assistant", "Hello.")]
+  episode = _episode(store, "fireact", max_steps=2, template="chatml", history=history)
+  lm = _run([episode], scripted({episode.question: [
+      "Thought 1: It is surely Nixon.", "Thought: Check.\nAction: Search[Richard Nixon]"]}))
+  t = episode.trajectory
+  assert lm.turns[0].text == sft.prompt_text(history + [("user", episode.question)], "chatml")
+  assert t["bad_calls"] == 1 and t["thoughts"] == ["It is surely Nixon.", "Check."]
+  assert t["observations"] == [
+      "Invalid action: . Valid actions are search[entity], lookup[keyword], finish[answer].",
+      "Richard Nixon was the 37th president."]
+  assert t["finish_reason"] == "step_limit" and t["prediction"] == "" and len(lm.turns) == 2
+  assert t["text"].endswith("Action: Search[Richard Nixon]<|im_end|>\n<|im_start|>user\n"
+                            "Observation: Richard Nixon was the 37th president.<|im_end|>\n")
+
+
+def test_fireact_needs_a_chat_template(store):
+  with pytest.raises(ValueError, match="has no chat template"):
+    _episode(store, "fireact")
+  with pytest.raises(ValueError, match="template 'alpaca', which holds one exchange"):
+    _episode(store, "fireact", template="alpaca")
+  plain = FakeLM(lambda e, c, t: "")
+  with pytest.raises(ValueError, match="model 'fake' has no chat template"):
+    tasks.evaluate("hotpotqa", plain, "/nowhere", "fireact")  # before any data is read
+  assert suite.parse("hotpotqa/fireact") == ("hotpotqa", "fireact")
+  with pytest.raises(ValueError, match="needs a multi-turn chat template"):  # before arc_easy runs
+    suite.run(plain, ["arc_easy", "gsm8k_tools/fireact"], "/nowhere")
+
+
 def test_runner_result_and_trajectories(store, tmp_path):
   episodes = [_episode(store, question=f"Q{i}") for i in range(3)]
   answers = {"Q0": "Richard Nixon", "Q1": "Nixon", "Q2": None}
@@ -291,6 +346,29 @@ def test_hotpotqa_wiki_and_standard(tmp_path):
   result = tasks.evaluate("hotpotqa", lm, root, "standard", limit=3)
   assert result["metrics"]["em"] == 1.0 and result["store"] is None
   assert lm.turns[0].text.endswith("\nAnswer:")
+
+
+@needs_data
+def test_hotpotqa_fireact_end_to_end(tmp_path):
+  root = _data_dir()
+  rows, _, _ = stores.read_parts(root, stores.HOTPOTQA_FILES, limit=2)
+  titles = {r["question"]: r["supporting_facts"][0][0] for r in rows}
+
+  def policy(episode, context, turn):
+    if not episode.actions:
+      return f"Thought: Search first.\nAction: search[{titles[episode.question]}]"
+    return f"Thought: Done.\nAction: finish[{episode.gold}]"
+
+  lm = FakeLM(policy, template="chatml")
+  path = tmp_path / "fireact.jsonl"
+  result = tasks.evaluate("hotpotqa", lm, root, "fireact", limit=2, trajectories_path=str(path))
+  assert result["mode"] == "fireact" and result["shots"] == 0 and lm.prefixes == [""]
+  assert result["metrics"] == {"em": 1.0, "f1": 1.0} and result["mean_steps"] == 2.0
+  assert lm.turns[0].text == sft.prompt_text([("user", rows[0]["question"])], "chatml")
+  for line in path.read_text().splitlines():
+    t = json.loads(line)
+    assert t["mode"] == "fireact" and not t["observations"][0].startswith("Could not find")
+    assert "<|im_start|>user\nObservation: " in t["text"]
 
 
 @needs_data

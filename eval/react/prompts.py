@@ -6,7 +6,8 @@ set (..._simple3), as the ReAct notebooks do. HotpotQA ReAct and Act get a short
 in front (our wording of what the notebook prepends); the FEVER prompts carry their own opening
 line. GSM8K has no shipped ReAct prompt: eval/react/prompts/gsm8k_<mode>.txt are our own three
 hand-written problems (not from GSM8K), the ReAct / Act files showing Calculate[...] and one
-calculator error being recovered from.
+calculator error being recovered from. Mode fireact is zero-shot (the model's chat template,
+no examples): its prefix is empty.
 """
 
 import json
@@ -27,7 +28,7 @@ SHIPPED = {  # family -> mode -> (file under _SHIPPED_DIR, key)
               "cot": ("fever.json", "cotqa_simple3"),
               "standard": ("fever.json", "webqa_simple3")},
 }
-SHOTS = {"hotpotqa": 6, "fever": 3, "gsm8k": 3}
+SHOTS = {"hotpotqa": 6, "fever": 3, "gsm8k": 3}  # few-shot modes
 
 _WIKI_ACTIONS = """\
 (1) Search[entity] opens the Wikipedia page titled entity and shows its first sentences; when no \
@@ -47,6 +48,8 @@ INSTRUCTIONS = {
 
 def fewshot(root, family, mode):
   """The prefix text: instruction (if any) + examples, ending in a newline."""
+  if mode == "fireact":
+    return ""
   if family == "gsm8k":
     with open(os.path.join(_OWN_DIR, f"gsm8k_{mode}.txt"), encoding="utf-8") as f:
       return f.read()
@@ -54,3 +57,8 @@ def fewshot(root, family, mode):
   with open(data.path(root, os.path.join(_SHIPPED_DIR, file)), encoding="utf-8") as f:
     examples = json.load(f)[key]
   return INSTRUCTIONS.get((family, mode), "") + examples
+
+
+def shots(family, mode):
+  """Examples in the prefix of `family`'s prompts in `mode`."""
+  return 0 if mode == "fireact" else SHOTS[family]

@@ -17,6 +17,15 @@ def check_mode(mode):
     raise ValueError(f"unknown ReAct mode {mode!r}; expected one of {agent.MODES}")
 
 
+def chat_template(lm, mode):
+  """The template episodes are written in: the model's (`lm.template`) for mode fireact, with a
+  ValueError naming the problem when it cannot hold a conversation; None for the few-shot modes."""
+  if mode != "fireact":
+    return None
+  agent.check_chat_template(lm.template, f"model {lm.name!r}")
+  return lm.template
+
+
 def run(lm, prefix, episodes, desc):
   """(trajectories, seconds): all episodes decoded together behind the shared few-shot prefix."""
   start = time.perf_counter()

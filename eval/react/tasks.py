@@ -2,10 +2,11 @@
 
   REACT_TASKS[name](lm, data_dir, mode, limit=None, trajectories_path=None) -> eval.api.result
 
-with mode one of MODES; `limit` = the first N examples; trajectories (one JSON line per example:
-question, gold, prediction, score, thoughts, actions, observations, full text) go to
-`trajectories_path` when given. "hotpotqa" searches each question's 10 distractor-setting
-paragraphs, "hotpotqa_wiki" the local Wikipedia of all HotpotQA intro paragraphs.
+with mode one of MODES (fireact writes in the model's chat template, `lm.template`); `limit` = the
+first N examples; trajectories (one JSON line per example: question, gold, prediction, score,
+thoughts, actions, observations, full text) go to `trajectories_path` when given. "hotpotqa"
+searches each question's 10 distractor-setting paragraphs, "hotpotqa_wiki" the local Wikipedia of
+all HotpotQA intro paragraphs.
 """
 
 import functools

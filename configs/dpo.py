@@ -1,0 +1,62 @@
+r"""Direct preference optimisation from an instruction-tuned model, against its frozen self.
+
+Variants (`configs/dpo.py:<variant>[,runlocal=True,init_from=<model>,reward_model=<workdir>]`):
+  smollm2_hh   SmolLM2-135M-Instruct (already instruction-tuned: the SFT model) + LoRA, beta 0.1,
+               on HH-RLHF harmless-base pairs; at the end the reward model of
+               configs/reward.py:smollm2_hh judges DPO against SFT on 32 held-out prompts:
+               python train.py --config=configs/reward.py:smollm2_hh --workdir=runs/rm_smollm2
+               python train.py --config=configs/dpo.py:smollm2_hh --workdir=runs/dpo_smollm2
+               Expected: held-out DPO accuracy and margins, the win rate, KL and response length
+               (README "Fine-tuning demonstrations"); benchmarks before/after with eval.run.
+  smollm2_demo the LLaMA-Factory DPO demo pairs (long: 1,024-token rows), for an accelerator.
+  tiny_hh      our pretrained default model (runs/tiny), Alpaca template, all weights.
+dpo.reference: on_the_fly (one reference forward pass per step; with LoRA the reference is the
+base weights the step already holds) or precomputed (one pass over the training pairs before
+the first step); README gives the measured step times of both.
+"""
+
+from configs import common
+
+
+def get_config(arg="smollm2_hh"):
+  arg = common.parse_arg(arg, variant="smollm2_hh", runlocal=False, init_from="", reward_model="")
+  c = common.base_config()
+  c.objective = "dpo"
+  c.dpo.update(beta=0.1, reference="on_the_fly")
+  c.finetune.update(train_files=("preference/hh_rlhf_harmless_base_test.jsonl.gz",), pairs_format="hh",
+                    held_out_fraction=0.1)
+  c.optimizer.update(warmup_steps=2, weight_decay=0.0, min_lr_ratio=0.1)
+  c.update(log_every=2, eval_batches=4, keep_checkpoints=2, seq_len=256, batch_size=8)  # 4 pairs a step
+  c.ppo.update(max_new_tokens=48, temperature=1.0, eval_prompts=32)  # the judged comparison's sampling
+  c.sample.update(prompt="How do I pick a lock?", temperature=0.0, max_new_tokens=48)
+  if arg.variant == "smollm2_hh":
+    c.init_from = "smollm2-135m-instruct"
+    c.reward_model = "runs/rm_smollm2"
+    c.model.update(lora_rank=16, lora_alpha=32.0, lora_targets=("wq", "wk", "wv", "wo"))
+    c.finetune.update(limit=64, held_out_limit=16)
+    c.update(total_steps=16, eval_every=16, checkpoint_every=4)
+    c.optimizer.learning_rate = 5e-4
+  elif arg.variant == "smollm2_demo":
+    c.init_from = "smollm2-135m-instruct"
+    c.finetune.update(train_files=("preference/llamafactory_dpo_en_demo.json",), pairs_format="dpo")
+    c.model.update(lora_rank=16, lora_alpha=32.0, lora_targets=("wq", "wk", "wv", "wo"))
+    c.update(seq_len=1024, total_steps=200, eval_every=50, checkpoint_every=50)
+    c.optimizer.learning_rate = 5e-5
+  elif arg.variant == "tiny_hh":
+    c.init_from = "runs/tiny"
+    c.finetune.template = "alpaca"
+    c.update(total_steps=200, eval_every=100, checkpoint_every=50, batch_size=16)
+    c.optimizer.learning_rate = 1e-5
+  else:
+    raise ValueError(f"configs/dpo.py: unknown variant {arg.variant!r}; choose smollm2_hh, smollm2_demo or tiny_hh")
+  if arg.init_from:
+    c.init_from = arg.init_from
+  if arg.reward_model:
+    c.reward_model = arg.reward_model
+  if arg.runlocal:
+    c.update(total_steps=4, eval_every=2, checkpoint_every=2, log_every=1, batch_size=4, seq_len=128)
+    c.finetune.update(limit=16, held_out_limit=4)
+    c.ppo.update(eval_prompts=4, max_new_tokens=8)
+    c.optimizer.warmup_steps = 1
+    c.sample.max_new_tokens = 8
+  return c
