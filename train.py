@@ -230,7 +230,8 @@ def main(argv):
     if not evals.tasks or not due:
       return {}
     t0 = time.time()
-    lm = LM(graphdef, params, tokenizer, os.path.basename(workdir), mesh=mesh, max_length=config.seq_len)
+    lm = LM(graphdef, params, tokenizer, os.path.basename(workdir), mesh=mesh, max_length=config.seq_len,
+            template=sft.model_template(config, tokenizer))
     results = suite.run(lm, evals.tasks, eval_data.data_dir(evals.data_dir), default_limit=evals.limit)
     clock["paused"] += time.time() - t0
     return {f"{r['spec']}/{name}": value for r in results for name, value in r["metrics"].items()}

@@ -2,7 +2,7 @@
 
 import pytest
 
-from configs import common, llama, palm
+from configs import common, dpo, llama, palm, ppo, reward, sft
 from training import config_check
 
 PRESETS = [(llama, v) for v in ("tiny", "shakespeare", "gpt2s", "7b", "13b", "33b", "65b")] + [
@@ -16,6 +16,21 @@ def test_presets_are_valid(family, variant, runlocal):
   sizes = config_check.check(config, device_count=8)
   assert sizes["data"] * sizes["fsdp"] * sizes["tensor"] == 8
   assert "python train.py --config=configs/" in family.__doc__  # docstrings carry the command
+
+
+FINETUNE_PRESETS = ([(sft, v) for v in ("smollm2_fireact", "smollm2_alpaca", "tiny_alpaca")] +
+                    [(reward, v) for v in ("smollm2_hh", "smollm2_hh_lora", "tiny_hh")] +
+                    [(dpo, v) for v in ("smollm2_hh", "smollm2_demo", "tiny_hh")] +
+                    [(ppo, v) for v in ("smollm2_hh", "tiny_hh")])
+
+
+@pytest.mark.parametrize("family,variant", FINETUNE_PRESETS, ids=lambda x: getattr(x, "__name__", x))
+@pytest.mark.parametrize("runlocal", [False, True])
+def test_finetune_presets_are_valid(family, variant, runlocal):
+  """Checked as on this 1-device CPU (the model fields come from init_from at run time)."""
+  config = family.get_config(f"{variant},runlocal={runlocal}")
+  config_check.check(config, device_count=1)
+  assert config.init_from and "python train.py --config=configs/" in family.__doc__
 
 
 def test_config_args():

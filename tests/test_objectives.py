@@ -71,6 +71,10 @@ def test_kl_penalty_and_score_at_the_last_token():
       jnp.array([[1.0, 1.0, 0.0]]), kl_coef=0.1)
   np.testing.assert_allclose(kl, [[0.5, 0.0, 0.0]], atol=1e-7)
   np.testing.assert_allclose(rewards, [[-0.05, 2.0, 0.0]], atol=1e-7)
+  # A response after a prompt (mask 0 first): the score still lands on its last token.
+  rewards, _ = objectives.kl_penalised_rewards(
+      jnp.array([2.0]), jnp.zeros((1, 5)), jnp.zeros((1, 5)), jnp.array([[0.0, 0.0, 1.0, 1.0, 0.0]]), kl_coef=0.1)
+  np.testing.assert_allclose(rewards, [[0.0, 0.0, 0.0, 2.0, 0.0]], atol=1e-7)
 
 
 def test_adaptive_kl_controller():

@@ -9,6 +9,8 @@ Each rollout (InstructGPT / TRL semantics):
      GAE(gamma, lambda) advantages against the values (whitened) and returns.
   4. `ppo.epochs` passes over the rollout, each in a new order, in minibatches of
      `config.batch_size` rows: each is one train step with steps.ppo_loss.
+Sampling here is one compiled loop over all steps (models/decode.Sampler steps on the host, for
+stop strings and streaming, which rollouts do not need); both share decode.sample_logits.
 The iterator stands in for the data loader in train.py, so PPO runs the same loop, checkpoints
 and resume as every other stage. Its state (prompt position, rollouts done, KL coefficient) is
 saved at rollout boundaries only (config_check makes checkpoint_every a multiple of the steps per
@@ -87,9 +89,10 @@ def _sample(graphdef, params, prompts, segments, rng, *, max_new_tokens, tempera
   return out, (~after_eos).astype(jnp.int32)
 
 
-def left_pad(prompts):
-  """[ids] -> (tokens, segments) [B, P] int32, each prompt right-aligned, segment 0 on padding."""
-  width = max(len(p) for p in prompts)
+def left_pad(prompts, multiple=32):
+  """[ids] -> (tokens, segments) [B, P] int32, each prompt right-aligned, segment 0 on padding;
+  P rounded up to `multiple` so rollouts reuse a few compiled shapes."""
+  width = -(-max(len(p) for p in prompts) // multiple) * multiple
   tokens, segments = np.zeros((len(prompts), width), np.int32), np.zeros((len(prompts), width), np.int32)
   for i, p in enumerate(prompts):
     tokens[i, width - len(p):], segments[i, width - len(p):] = p, 1
