@@ -93,7 +93,7 @@ def base_config():
 
   c.dpo = ml_collections.ConfigDict()
   c.dpo.beta = 0.1  # strength of the implicit KL constraint to the reference
-  c.dpo.reference = "on_the_fly"  # on_the_fly (a forward pass per step) or precomputed (once)
+  c.dpo.reference = "precomputed"  # precomputed (one pass before training) or on_the_fly (per step)
 
   c.ppo = ml_collections.ConfigDict()
   c.ppo.rollout_size = 16  # prompts per rollout; each is used `epochs` times in batch_size minibatches

@@ -6,7 +6,9 @@ Variants (`configs/sft.py:<variant>[,runlocal=True]`):
                    python train.py --config=configs/sft.py:smollm2_fireact --workdir=runs/sft_fireact
                    then HotpotQA in FireAct's chat format, before and after:
                    python -m eval.run --config=configs/eval.py:fireact --workdir=runs/sft_fireact
-                   Expected: see README "Fine-tuning demonstrations" (held-out loss, EM before/after).
+                   Expected (this 2-core CPU, 17 minutes): held-out loss 0.66 nats/token on 25
+                   held-out trajectories; the model answers in FireAct's Thought/Action format
+                   (README "Fine-tuning demonstrations": HotpotQA EM and F1 before and after).
   smollm2_alpaca   SmolLM2-135M-Instruct, all weights, on the LLaMA-Factory Alpaca demo (999 rows).
   tiny_alpaca      our pretrained default model (runs/tiny from configs/llama.py:tiny) with the
                    Stanford Alpaca template (it has no ChatML tokens), all weights:

@@ -71,11 +71,7 @@ def load(config, tokenizer):
       for pair in pairs:
         side = held_out if preference.is_held_out(pair, ft.held_out_fraction) else train
         if config.objective == "ppo":
-          prompt = tokenizer.encode(sft.prompt_text(pair.messages, ft.template))
-          if len(prompt) + config.ppo.max_new_tokens > max_length:
-            skipped[f"prompt longer than seq_len - ppo.max_new_tokens"] += 1
-            continue
-          side.append(prompt)
+          _add_prompt(side, pair.messages, tokenizer, config, skipped)
           continue
         try:
           side.append(preference.tokenize_pair(pair, tokenizer, ft.template, max_length))
@@ -95,8 +91,8 @@ def load(config, tokenizer):
           continue
         side = held_out if _held_out(example[0], ft.held_out_fraction) else train
         if config.objective == "ppo":
-          messages, _ = sft.messages_of(row)
-          example = tokenizer.encode(sft.prompt_text(messages[:-1], ft.template))
+          _add_prompt(side, sft.messages_of(row)[0][:-1], tokenizer, config, skipped)
+          continue
         side.append(example)
   if ft.limit:
     train = train[:ft.limit]
@@ -108,6 +104,15 @@ def load(config, tokenizer):
     raise ValueError(f"config.finetune.train_files {list(ft.train_files)}: no usable training "
                      f"example (skipped: {dict(skipped)})")
   return Data(train=train, held_out=held_out, skipped=skipped, files=files, held_out_prompts=held_out_prompts)
+
+
+def _add_prompt(side, messages, tokenizer, config, skipped):
+  """PPO: the prompt's ids, when a response of ppo.max_new_tokens still fits in seq_len."""
+  prompt = tokenizer.encode(sft.prompt_text(messages, config.finetune.template))
+  if len(prompt) + config.ppo.max_new_tokens > config.seq_len:
+    skipped["prompt longer than seq_len - ppo.max_new_tokens"] += 1
+  else:
+    side.append(prompt)
 
 
 def summary(data, config):
