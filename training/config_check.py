@@ -122,6 +122,9 @@ def _check_finetune(config, process_count):
           f"the model {config.objective} starts from (it is also the frozen reference)")
   _need(config.dpo.reference in ("on_the_fly", "precomputed"), "dpo.reference", config.dpo.reference,
         "'on_the_fly' or 'precomputed'")
+  if config.objective == "dpo" and config.dpo.reference == "precomputed":
+    _need(process_count == 1, "dpo.reference", "precomputed",
+          "'on_the_fly' in a multi-process run (the reference pass runs on one host)")
   if config.objective == "ppo":
     p = config.ppo
     _need(bool(config.reward_model), "reward_model", config.reward_model, "a reward model workdir for PPO")
