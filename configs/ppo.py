@@ -6,8 +6,11 @@ Variants (`configs/ppo.py:<variant>[,runlocal=True,init_from=<model>,reward_mode
               python train.py --config=configs/ppo.py:smollm2_hh --workdir=runs/ppo_smollm2
               Logs per rollout: rollout/reward, rollout/kl, rollout/response_length, and per step
               value_loss, clip_fraction, approx_kl; at the end the win rate against the reference
-              on held-out prompts, judged by the reward model. (Hours on this CPU: an
-              accelerator recipe; the CPU demonstration is DPO, configs/dpo.py.)
+              on held-out prompts, judged by the reward model. The full run is an accelerator
+              recipe; on this CPU --config.total_steps=8 --config.eval_every=8
+              --config.checkpoint_every=4 --config.ppo.eval_prompts=16 (2 rollouts) takes 7
+              minutes. Expected there: rollout/kl 0.0 then ~0.06 nats, value loss ~0.01-0.03,
+              judged win rate ~0.5 (README "Fine-tuning demonstrations").
   tiny_hh     our pretrained default model (runs/tiny) and a reward model trained from it
               (configs/reward.py:tiny_hh -> runs/rm_tiny); Alpaca template.
 Steps: each rollout of ppo.rollout_size prompts is ppo.epochs x rollout_size / batch_size
