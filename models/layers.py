@@ -1,4 +1,5 @@
-"""Decoder building blocks: norms, rotary embeddings, attention, SwiGLU MLP, LLaMA and PaLM blocks.
+"""Decoder building blocks: norms, rotary embeddings, attention, SwiGLU MLP, LLaMA and PaLM blocks,
+and LoRA adapters beside any projection (`model.lora_rank`, `lora_targets`).
 
 Every weight carries `logical_axes` metadata; see models/partitioning.py for how those become
 shardings. Shapes: B batch, T query length, S key length, E embed, N query heads, K kv heads,
