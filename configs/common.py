@@ -200,6 +200,23 @@ def shrink_for_local(c):
   c.sample.max_new_tokens = 16
 
 
+def apply_finetune_args(c, arg, *, local_batch_size, local_seq_len):
+  """The args every fine-tuning config takes: init_from=, reward_model= (where the config has it)
+  and runlocal=True (4 steps on 16 examples or pairs, for a smoke run)."""
+  if arg.init_from:
+    c.init_from = arg.init_from
+  if arg.get("reward_model"):
+    c.reward_model = arg.reward_model
+  if arg.runlocal:
+    c.update(total_steps=4, eval_every=2, checkpoint_every=2, log_every=1, batch_size=local_batch_size,
+             seq_len=local_seq_len)
+    c.finetune.update(limit=16, held_out_limit=4)
+    c.ppo.update(eval_prompts=4, max_new_tokens=8)  # judged win rates (dpo, ppo)
+    c.optimizer.warmup_steps = 1
+    c.sample.max_new_tokens = 8
+  return c
+
+
 def load_module(path):
   """Import a config file by path, as ml_collections config_flags does."""
   import importlib.util  # pylint: disable=g-import-not-at-top

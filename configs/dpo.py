@@ -51,14 +51,5 @@ def get_config(arg="smollm2_hh"):
     c.optimizer.learning_rate = 1e-5
   else:
     raise ValueError(f"configs/dpo.py: unknown variant {arg.variant!r}; choose smollm2_hh, smollm2_demo or tiny_hh")
-  if arg.init_from:
-    c.init_from = arg.init_from
-  if arg.reward_model:
-    c.reward_model = arg.reward_model
-  if arg.runlocal:
-    c.update(total_steps=4, eval_every=2, checkpoint_every=2, log_every=1, batch_size=4, seq_len=128)
-    c.finetune.update(limit=16, held_out_limit=4)
-    c.ppo.update(eval_prompts=4, max_new_tokens=8)
-    c.optimizer.warmup_steps = 1
-    c.sample.max_new_tokens = 8
+  common.apply_finetune_args(c, arg, local_batch_size=4, local_seq_len=128)
   return c

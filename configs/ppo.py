@@ -46,14 +46,8 @@ def get_config(arg="smollm2_hh"):
     c.optimizer.learning_rate = 1e-5
   else:
     raise ValueError(f"configs/ppo.py: unknown variant {arg.variant!r}; choose smollm2_hh or tiny_hh")
-  if arg.init_from:
-    c.init_from = arg.init_from
-  if arg.reward_model:
-    c.reward_model = arg.reward_model
+  common.apply_finetune_args(c, arg, local_batch_size=2, local_seq_len=128)
   if arg.runlocal:
-    c.ppo.update(rollout_size=4, epochs=1, max_new_tokens=8, eval_prompts=4)  # 2 steps a rollout
-    c.update(total_steps=4, eval_every=4, checkpoint_every=2, batch_size=2, seq_len=128)
-    c.finetune.update(limit=16, held_out_limit=4)
-    c.optimizer.warmup_steps = 1
-    c.sample.max_new_tokens = 8
+    c.ppo.update(rollout_size=4, epochs=1)  # 2 steps a rollout
+    c.eval_every = 4
   return c

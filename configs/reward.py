@@ -43,10 +43,5 @@ def get_config(arg="smollm2_hh"):
     c.optimizer.learning_rate = 1e-4
   else:
     raise ValueError(f"configs/reward.py: unknown variant {arg.variant!r}; choose smollm2_hh, smollm2_hh_lora or tiny_hh")
-  if arg.init_from:
-    c.init_from = arg.init_from
-  if arg.runlocal:
-    c.update(total_steps=4, eval_every=2, checkpoint_every=2, log_every=1, batch_size=4, seq_len=128)
-    c.finetune.update(limit=16, held_out_limit=4)
-    c.optimizer.warmup_steps = 1
+  common.apply_finetune_args(c, arg, local_batch_size=4, local_seq_len=128)
   return c

@@ -55,11 +55,5 @@ def get_config(arg="smollm2_fireact"):
   else:
     raise ValueError(f"configs/sft.py: unknown variant {arg.variant!r}; "
                      "choose smollm2_fireact, smollm2_alpaca or tiny_alpaca")
-  if arg.init_from:
-    c.init_from = arg.init_from
-  if arg.runlocal:
-    c.update(total_steps=4, eval_every=2, checkpoint_every=2, log_every=1, batch_size=2, seq_len=256)
-    c.finetune.update(limit=16, held_out_limit=4)
-    c.optimizer.warmup_steps = 1
-    c.sample.max_new_tokens = 8
+  common.apply_finetune_args(c, arg, local_batch_size=2, local_seq_len=256)
   return c

@@ -129,14 +129,7 @@ def _policy_outputs(graphdef, params, batch):
 
 def reward_scores(graphdef, params, batch):
   """The reward model's score at each row's last trained token [B]."""
-  return _jitted(_reward_scores, graphdef)(params, batch)
-
-
-def _reward_scores(graphdef, params, batch):
-  model = nnx.merge(graphdef, params)
-  features, _ = model.features(batch["inputs"], batch["positions"], batch["segment_ids"])
-  index = steps.last_reply_index(batch["loss_weights"])
-  return jnp.take_along_axis(model.scores(features), index[:, None], axis=1)[:, 0]
+  return _jitted(steps.reply_scores, graphdef)(params, batch)
 
 
 def generate_and_score(policy, reward, prompts, cfg, seq_len, eos_id, rng):

@@ -36,6 +36,14 @@ def last_reply_index(weights):
   return jnp.max(jnp.where(weights > 0, positions + 1, 0), axis=1)
 
 
+def reply_scores(graphdef, params, batch, rng=None):
+  """[rows] the scalar head's score at each row's last trained token (a reply's reward)."""
+  model = nnx.merge(graphdef, params)
+  features, _ = model.features(batch["inputs"], batch["positions"], batch["segment_ids"], rng=rng)
+  index = last_reply_index(batch["loss_weights"])
+  return jnp.take_along_axis(model.scores(features), index[:, None], axis=1)[:, 0]
+
+
 def _pairs(x):
   """Rows interleaved (chosen, rejected, chosen, ...) -> (chosen, rejected)."""
   return x[0::2], x[1::2]
@@ -50,10 +58,7 @@ def reward_loss(graphdef, params, batch, rng=None, reference=None):
   """Bradley-Terry on the scalar head's score at each reply's last token; rows come in
   (chosen, rejected) pairs. Sums over pairs: loss, accuracy, margin, chosen score."""
   del reference
-  model = nnx.merge(graphdef, params)
-  features, _ = model.features(batch["inputs"], batch["positions"], batch["segment_ids"], rng=rng)
-  scores = jnp.take_along_axis(model.scores(features), last_reply_index(batch["loss_weights"])[:, None], axis=1)[:, 0]
-  chosen, rejected = _pairs(scores)
+  chosen, rejected = _pairs(reply_scores(graphdef, params, batch, rng))
   loss, correct = objectives.bradley_terry(chosen, rejected)
   real = _real_pairs(batch)
   return dict(objective=jnp.sum(loss * real), loss=jnp.sum(loss * real), accuracy=jnp.sum(correct * real),

@@ -45,7 +45,7 @@ def resolve(source):
     return "workdir", source
   if os.path.isdir(source) and glob.glob(os.path.join(source, "*.safetensors")):
     return "hf", source
-  if os.path.isfile(os.path.join(source, "config.json")) and not glob.glob(os.path.join(source, "*.safetensors")):
+  if os.path.isfile(os.path.join(source, "config.json")):
     return "workdir", source
   raise FileNotFoundError(
       f"{source} is not a model: expected a training workdir, a Hugging Face directory "
