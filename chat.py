@@ -41,7 +41,7 @@ _MODEL = flags.DEFINE_string("model", None, "Workdir, Hugging Face dir, .gguf fi
 _TEMPLATE = flags.DEFINE_string("template", "", f"One of {TEMPLATES}; empty: the model's own.")
 _SYSTEM = flags.DEFINE_string("system", None, "System message (unset: none, or the tool format with --tools).")
 _TOOLS = flags.DEFINE_list("tools", [], f"ReAct tools to turn on, from {TOOLS}.")
-_STORE = flags.DEFINE_string("store", "wiki", "What search reads: wiki or distractor:N.")
+_STORE = flags.DEFINE_string("store", "wiki", "What search reads: wiki, distractor:N or distractor:A-B.")
 _DATA_DIR = flags.DEFINE_string("data_dir", "", "Eval data dir; empty: $FRUGAL_DATA_DIR, else ../shared/data.")
 _MAX_NEW_TOKENS = flags.DEFINE_integer("max_new_tokens", 256, "Tokens per reply (per turn with --tools: 128).")
 _MAX_STEPS = flags.DEFINE_integer("max_steps", 7, "Actions per question with --tools (HotpotQA's limit).")
@@ -60,22 +60,7 @@ def check_flags(template, tool_names, store):
   for name in tool_names:
     if name not in TOOLS:
       raise ValueError(f"unknown tool {name!r}; expected some of {TOOLS}")
-  kind, _, index = store.partition(":")
-  if not ((kind == "wiki" and not index) or (kind == "distractor" and index.isdigit())):
-    raise ValueError(f"unknown store {store!r}; expected wiki or distractor:N (N a question number)")
-
-
-def load_store(store, root):
-  """(DocStore, a line saying what it holds)."""
-  if store == "wiki":
-    pages = stores.wiki_store(root)
-    return pages, f"the local Wikipedia, {len(pages)} HotpotQA intro pages"
-  n = int(store.partition(":")[2])
-  rows, _, total = stores.read_parts(root, stores.HOTPOTQA_FILES, ("question", "context"), n + 1)
-  if n >= len(rows):
-    raise ValueError(f"store {store}: HotpotQA dev has questions 0..{total - 1}")
-  about = f"the paragraphs of HotpotQA dev question {n}: {rows[n]['question']}"
-  return stores.distractor_store(rows[n]), about
+  stores.parse_spec(store)
 
 
 def tools_system(tool_names):
@@ -184,7 +169,7 @@ def main(argv):
                                 else f"model {_MODEL.value!r}")
     store = None
     if "search" in tool_names:
-      store, about = load_store(_STORE.value, data.data_dir(_DATA_DIR.value))
+      store, about = stores.load_spec(_STORE.value, data.data_dir(_DATA_DIR.value))
       print(f"search reads {about}", file=sys.stderr)
   except (ValueError, FileNotFoundError) as e:
     sys.exit(f"error: {e}")

@@ -6,6 +6,9 @@ GGUF files with `tokenizer.ggml.model == "gpt2"` (SmolLM2, LLaMA-3, Qwen...) hol
 vocabulary and merges; we rebuild it with the `tokenizers` library as a ByteLevel BPE with the
 GPT-2 split regex, as transformers does when it loads a GGUF. Control tokens (token type 3, e.g.
 <|im_start|>) become special tokens, so chat markup in text encodes to single ids.
+GGUF files with `tokenizer.ggml.model == "llama"` hold a SentencePiece BPE vocabulary (pieces and
+scores); `sentencepiece_bpe` turns that into the equivalent tokenizers BPE (our own exports use
+it too: export/tokenizer_json.py).
 """
 
 import json
@@ -13,9 +16,37 @@ import os
 
 import numpy as np
 import tokenizers
-from tokenizers import decoders, models, pre_tokenizers
+from tokenizers import decoders, models, normalizers, pre_tokenizers
 
-_CONTROL = 3  # llama.cpp token type of control tokens
+_NORMAL, _CONTROL = 1, 3  # llama.cpp token types (2 unknown, 5 unused, 6 byte)
+SPACE = "\u2581"  # SentencePiece's space mark
+
+
+def sentencepiece_bpe(pieces, scores, normal, unk_id=None):
+  """A tokenizers BPE that encodes as SentencePiece's BPE with byte fallback, no dummy prefix and
+  identity normalisation does. pieces/scores: per id; normal: per id, False for control, unknown,
+  unused and <0xNN> byte pieces.
+
+  SentencePiece merges the adjacent pair whose concatenation is the highest-scoring piece;
+  tokenizers applies the lowest-ranked merge. So every split of each normal piece into two
+  normal pieces becomes a merge, ranked by the piece's score. Control pieces and <unk> are in the
+  vocabulary but no merge produces them, so text never encodes to them (as in SentencePiece).
+  There is no pre-tokeniser: SentencePiece's pieces never hold "▁" after another character.
+  """
+  vocab = {piece: i for i, piece in enumerate(pieces)}
+  merge_from = {p for p, ok in zip(pieces, normal) if ok}
+  merges = []
+  for i in sorted((i for i, ok in enumerate(normal) if ok), key=lambda i: (-scores[i], i)):
+    piece = pieces[i]
+    merges += [(piece[:cut], piece[cut:]) for cut in range(1, len(piece))
+               if piece[:cut] in merge_from and piece[cut:] in merge_from]
+  unk = pieces[unk_id] if unk_id is not None and unk_id >= 0 else None
+  tok = tokenizers.Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token=unk, fuse_unk=True,
+                                        byte_fallback=True))
+  tok.normalizer = normalizers.Replace(" ", SPACE)
+  tok.decoder = decoders.Sequence([decoders.Replace(SPACE, " "), decoders.ByteFallback(),
+                                   decoders.Fuse()])
+  return tok
 
 
 def _byte_decoder():
@@ -96,10 +127,16 @@ class HFTokenizer:
   def from_gguf(cls, reader, path="<gguf>"):
     field = lambda key: reader.fields[key].contents() if key in reader.fields else None
     kind = field("tokenizer.ggml.model")
-    if kind != "gpt2":
+    if kind not in ("gpt2", "llama"):
       raise ValueError(f"{path}: GGUF tokenizer model {kind!r} is not supported (supported: gpt2 "
-                       "byte-level BPE)")
+                       "byte-level BPE, llama SentencePiece BPE)")
     tokens, types = field("tokenizer.ggml.tokens"), field("tokenizer.ggml.token_type")
+    ids = [field(f"tokenizer.ggml.{name}_token_id") for name in ("bos", "eos", "padding")]
+    if kind == "llama":
+      tok = sentencepiece_bpe(tokens, field("tokenizer.ggml.scores"), [t == _NORMAL for t in types],
+                              field("tokenizer.ggml.unknown_token_id"))
+      return cls(tok, *ids, [i for i, t in enumerate(types) if t == _CONTROL], path,
+                 field("tokenizer.chat_template") or "")
     merges = [tuple(m.split(" ", 1)) for m in field("tokenizer.ggml.merges")]
     bpe = models.BPE(vocab={t: i for i, t in enumerate(tokens)}, merges=merges,
                      fuse_unk=False, byte_fallback=False)
@@ -109,6 +146,4 @@ class HFTokenizer:
     special = [i for i, t in enumerate(types) if t == _CONTROL]
     tok.add_special_tokens([tokenizers.AddedToken(tokens[i], special=True, normalized=False)
                             for i in special])
-    return cls(tok, field("tokenizer.ggml.bos_token_id"), field("tokenizer.ggml.eos_token_id"),
-               field("tokenizer.ggml.padding_token_id"), special, path,
-               field("tokenizer.chat_template") or "")
+    return cls(tok, *ids, special, path, field("tokenizer.chat_template") or "")

@@ -178,7 +178,8 @@ def model_template(config, tokenizer):
   chatml when the tokenizer has ChatML's special tokens (an imported chat model), else None
   (a base model: plain text in, plain text out). config: what training.workdir.load returns."""
   finetune = config.get("finetune") if hasattr(config, "get") else None
-  if finetune is not None and finetune.get("template"):
+  fine_tuned = finetune is not None and (finetune.get("train_files") or config.get("objective", "lm") != "lm")
+  if fine_tuned and finetune.get("template"):  # (a pretraining run's config has the default too)
     return finetune.get("template")
   try:
     check_template("chatml", tokenizer)

@@ -181,7 +181,7 @@ def test_tool_loop_streams_thoughts_observations_and_the_answer():
 @pytest.mark.parametrize("template, tools, store, message", [
     ("chatm", [], "wiki", "unknown template 'chatm'"),
     ("", ["search", "browser"], "wiki", "unknown tool 'browser'"),
-    ("", ["search"], "distractor:x", "unknown store 'distractor:x'"),
+    ("", ["search"], "distractor:x", "store spec 'distractor:x'"),
 ])
 def test_bad_flags_are_named(template, tools, store, message):
   with pytest.raises(ValueError, match=message):
@@ -195,11 +195,11 @@ def test_distractor_store_is_one_questions_paragraphs():
   except FileNotFoundError:
     pytest.skip("eval data dir not found")
   rows, _, _ = stores.read_parts(root, stores.HOTPOTQA_FILES, limit=4)
-  store, about = chat.load_store("distractor:3", root)
+  store, about = stores.load_spec("distractor:3", root)
   assert store.titles == [title for title, _ in rows[3]["context"]]
   assert about.endswith(rows[3]["question"])
   with pytest.raises(ValueError, match="HotpotQA dev has questions 0..1583"):
-    chat.load_store("distractor:99999", root)
+    stores.load_spec("distractor:99999", root)
 
 
 # ---- chat.py as a command ------------------------------------------------------------------------

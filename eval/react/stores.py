@@ -10,6 +10,7 @@
 
 import functools
 import html
+import os
 import time
 
 from eval import data
@@ -68,3 +69,37 @@ if __name__ == "__main__":
   start = time.perf_counter()
   store = wiki_store(data.data_dir())
   print(f"wiki store: {len(store)} pages built in {time.perf_counter() - start:.1f} s")
+
+
+def parse_spec(spec):
+  """("wiki", None) or ("distractor", (first, last)); ValueError naming the spec otherwise."""
+  kind, _, rest = spec.partition(":")
+  if kind == "wiki" and not rest:
+    return "wiki", None
+  first, dash, last = rest.partition("-")
+  if kind == "distractor" and first.isdigit() and (not dash or last.isdigit()):
+    first, last = int(first), int(last) if dash else int(first)
+    if last >= first:
+      return "distractor", (first, last)
+  raise ValueError(f"store spec {spec!r}: expected wiki, distractor:N or distractor:A-B "
+                   "(HotpotQA dev question numbers, A <= B)")
+
+
+def load_spec(spec, root):
+  """(DocStore, a line saying what it holds) for a spec (chat.py --store, export --docs), read
+  from the data dir `root` (FileNotFoundError naming the missing file)."""
+  kind, questions = parse_spec(spec)
+  if kind == "wiki":
+    store = wiki_store(root)
+    return store, f"the local Wikipedia, {len(store)} HotpotQA intro pages"
+  first, last = questions
+  rows, _, total = read_parts(root, HOTPOTQA_FILES, ("question", "context"), last + 1)
+  if last >= len(rows):
+    raise ValueError(f"store spec {spec!r}: HotpotQA dev has questions 0..{len(rows) - 1} "
+                     f"({total} rows in {os.path.join(root, HOTPOTQA_FILES[0])} and its parts)")
+  if first == last:
+    return (distractor_store(rows[first]),
+            f"the paragraphs of HotpotQA dev question {first}: {rows[first]['question']}")
+  merged = {"context": [c for row in rows[first:last + 1] for c in row["context"]]}
+  store = distractor_store(merged)
+  return store, f"the paragraphs of HotpotQA dev questions {first}-{last} ({len(store)} pages)"
