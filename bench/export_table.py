@@ -8,9 +8,10 @@ Per format:
   size        the exported file (Hugging Face: model.safetensors)
   native      tokens/s of a --prompt_tokens prefill and --new_tokens greedy decode steps at ONE
               thread (the page's default), in the format's own runtime: transformers (torch) for
-              Hugging Face, onnxruntime for ONNX, llama.cpp (llama-cpp-python) for GGUF when it is
-              installed (requirements-bench.txt), else "-"; our JAX model on the same weights
-              for reference. "greedy" = how many of the decoded tokens equal JAX float32's.
+              Hugging Face, onnxruntime for ONNX, llama.cpp's llama-bench for GGUF when
+              --llama_bench names the binary (build llama.cpp yourself; PyPI has no binary), else
+              "-". "greedy = JAX f32": how many decoded tokens, from the first, equal our JAX
+              model's greedy tokens on the float32 weights (llama-bench decodes no text: "-").
   browser     the same figures from bench/web_speed.py's records (--web_results), ONNX only
   quality     held-out bits per byte (eval task --bpb_task) and --task accuracy (first --limit
               rows), computed by our JAX model on exactly the weights each format stores (int8:
@@ -21,6 +22,7 @@ Writes OUT/table.md and OUT/results.json, and prints the table.
 
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -38,6 +40,7 @@ _BPB_TASK = flags.DEFINE_string("bpb_task", "bpb_tinyshakespeare", "Held-out bit
 _TASK = flags.DEFINE_string("task", "arc_easy", "Benchmark task for the quality column.")
 _LIMIT = flags.DEFINE_integer("limit", 100, "First N rows of --task.")
 _WEB_RESULTS = flags.DEFINE_string("web_results", "bench/results.jsonl", "bench/web_speed.py's records.")
+_LLAMA_BENCH = flags.DEFINE_string("llama_bench", "", "llama.cpp's llama-bench binary, for the GGUF rows' native speed.")
 _DATA_DIR = flags.DEFINE_string("data_dir", "", "Eval data dir; empty: $FRUGAL_DATA_DIR, else ../shared/data.")
 flags.mark_flags_as_required(["model", "out"])
 
@@ -86,24 +89,15 @@ def hf_speed(directory, ids, new):
 
 
 def gguf_speed(path, ids, new):
-  try:
-    import llama_cpp  # pylint: disable=import-outside-toplevel
-  except ImportError:
+  """llama.cpp's own figures (llama-bench -p N -n M -t 1), when --llama_bench names the binary."""
+  if not _LLAMA_BENCH.value:
     return None
-  llm = llama_cpp.Llama(model_path=path, n_threads=1, n_threads_batch=1, n_ctx=len(ids) + new + 8,
-                        n_batch=len(ids), logits_all=False, verbose=False)
-  llm.eval(ids[:8])
-  llm.reset()
-  start = time.perf_counter()
-  llm.eval(ids)
-  prefill = time.perf_counter() - start
-  tokens = [int(np.argmax(llm.scores[llm.n_tokens - 1]))]
-  start = time.perf_counter()
-  for _ in range(new):
-    llm.eval([tokens[-1]])
-    tokens.append(int(np.argmax(llm.scores[llm.n_tokens - 1])))
-  decode = time.perf_counter() - start
-  return len(ids) / prefill, new / decode, tokens[:new]
+  binary = _LLAMA_BENCH.value
+  env = dict(os.environ, LD_LIBRARY_PATH=os.path.dirname(os.path.abspath(binary)))
+  run = subprocess.run([binary, "-m", path, "-p", str(len(ids)), "-n", str(new), "-t", "1", "-r", "2",
+                        "-o", "json"], capture_output=True, text=True, env=env, check=True)
+  rates = {(r["n_prompt"] > 0): r["avg_ts"] for r in json.loads(run.stdout)}
+  return rates[True], rates[False], None
 
 
 def quality(graphdef, params, tokenizer, name):
@@ -160,7 +154,7 @@ def main(argv):
                                    tokenizer, f"{name}-{weights}")
     web = browser.get("int8" if fmt == "onnx-int8" else "f32") if fmt.startswith("onnx") else None
     agree = None
-    if native:
+    if native and native[2] is not None:
       agree = next((i for i, (a, b) in enumerate(zip(native[2], jax_tokens)) if a != b), len(jax_tokens))
     rows.append(dict(format=fmt, file=file, bytes=os.path.getsize(path), weights=weights,
                      runtime=runtime, native_prefill=native and native[0], native_decode=native and native[1],
