@@ -30,6 +30,7 @@ from export import quant, weights as weights_lib
 
 OPSET = 17
 WEIGHTS = ("f32", "int8")
+MAX_BYTES = 2**31 - 1  # a protobuf message's limit: one .onnx file (we write no external data)
 
 
 class _Builder:
@@ -176,6 +177,11 @@ def build(cfg, params, weights="f32", name="frugal"):
   for i in range(cfg.num_layers):
     inputs += [kv(f"past_key_{i}"), kv(f"past_value_{i}")]
     outputs += [kv(f"present_key_{i}"), kv(f"present_value_{i}")]
+  size = sum(len(t.raw_data) for t in b.initializers)
+  if size > MAX_BYTES:
+    raise weights_lib.UnsupportedModel(
+        f"onnx: {size / 2**30:.1f} GiB of {weights} weights exceed the 2 GiB a single .onnx file "
+        "can hold (external weight files are not written); try weights='int8'")
   graph = helper.make_graph(b.nodes, name, inputs, outputs, b.initializers)
   model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                             producer_name="frugal")

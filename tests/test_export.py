@@ -204,6 +204,13 @@ def test_formats_refuse_what_they_cannot_hold(tmp_path, tiny_tokenizer):
     gguf_file.write(_config(), _params(_config().model), tiny_tokenizer, str(tmp_path / "x.gguf"), "q3_k")
 
 
+def test_onnx_refuses_models_over_the_protobuf_limit(monkeypatch):
+  cfg = _config().model
+  monkeypatch.setattr(onnx_graph, "MAX_BYTES", 1000)
+  with pytest.raises(weights_lib.UnsupportedModel, match="exceed the 2 GiB a single .onnx file"):
+    onnx_graph.build(cfg, _params(cfg))
+
+
 def test_cli_refuses_unknown_format_and_damaged_files(tmp_path):
   run = subprocess.run([sys.executable, "-m", "export", "--model=smollm2-135m-instruct",
                         "--format=hf,tflite", f"--out={tmp_path}/o"], cwd=ROOT, capture_output=True,
