@@ -30,7 +30,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from absl import app, flags  # noqa: E402
-import numpy as np  # noqa: E402
 
 _MODEL = flags.DEFINE_string("model", None, "Anything training.workdir.load reads.")
 _OUT = flags.DEFINE_string("out", None, "Output directory (exports go to OUT/files).")
@@ -126,7 +125,6 @@ def browser_speeds(bundle_name):
 def main(argv):
   del argv
   from export.exporter import export  # pylint: disable=import-outside-toplevel
-  from models import transformer  # pylint: disable=import-outside-toplevel
   from training import workdir  # pylint: disable=import-outside-toplevel
   files = os.path.join(_OUT.value, "files")
   name = os.path.basename(os.path.normpath(_MODEL.value))

@@ -18,7 +18,6 @@ tokenizer.ggml.model "gpt2" with its merges; our SentencePiece BPE (or its token
 import json
 import os
 
-import numpy as np
 
 from export import quant, tokenizer_json, weights as weights_lib
 from input_pipeline import hf_tokenizer

@@ -10,7 +10,7 @@ import json
 import os
 import shutil
 
-from export import tokenizer_json, weights as weights_lib
+from export import atomic, tokenizer_json, weights as weights_lib
 from input_pipeline import sft
 
 
@@ -37,10 +37,7 @@ def write(config, params, tokenizer, out_dir, max_seq_len=2048):
   from safetensors.numpy import save_file  # pylint: disable=import-outside-toplevel
   cfg = config.model
   weights_lib.check(cfg, "hf")
-  tmp = out_dir.rstrip("/") + f".tmp-{os.getpid()}"
-  shutil.rmtree(tmp, ignore_errors=True)
-  os.makedirs(tmp)
-  try:
+  with atomic.directory(out_dir) as tmp:
     save_file(weights_lib.torch_tensors(cfg, params), os.path.join(tmp, "model.safetensors"),
               metadata={"format": "pt"})
     with open(os.path.join(tmp, "config.json"), "w") as f:
@@ -65,11 +62,6 @@ def write(config, params, tokenizer, out_dir, max_seq_len=2048):
     sp_model = getattr(tokenizer, "path", "")
     if sp_model.endswith(".model") and os.path.isfile(sp_model):
       shutil.copyfile(sp_model, os.path.join(tmp, "tokenizer.model"))
-    if os.path.isdir(out_dir):
-      shutil.rmtree(out_dir)
-    os.replace(tmp, out_dir)
-  finally:
-    shutil.rmtree(tmp, ignore_errors=True)
   return out_dir
 
 

@@ -7,9 +7,8 @@ a clear message, not a hung page). web/serve.py serves a bundle at /model/.
 import hashlib
 import json
 import os
-import shutil
 
-from export import onnx_graph, tokenizer_json
+from export import atomic, onnx_graph, tokenizer_json
 from input_pipeline import sft
 
 FORMAT_VERSION = 1
@@ -34,10 +33,7 @@ def write(config, params, tokenizer, out_dir, *, name, variants=("int8", "f32"),
   if unknown or not variants:
     raise ValueError(f"web variants {list(variants)}: each must be one of {sorted(VARIANTS)}")
   cfg = config.model
-  tmp = out_dir.rstrip("/") + f".tmp-{os.getpid()}"
-  shutil.rmtree(tmp, ignore_errors=True)
-  os.makedirs(tmp)
-  try:
+  with atomic.directory(out_dir) as tmp:
     models = []
     for variant in variants:
       file = f"model-{variant}.onnx"
@@ -57,11 +53,6 @@ def write(config, params, tokenizer, out_dir, *, name, variants=("int8", "f32"),
     manifest.update(_react(tmp, docs, data_dir))
     with open(os.path.join(tmp, "manifest.json"), "w") as f:
       json.dump(manifest, f, indent=1)
-    if os.path.isdir(out_dir):
-      shutil.rmtree(out_dir)
-    os.replace(tmp, out_dir)
-  finally:
-    shutil.rmtree(tmp, ignore_errors=True)
   return out_dir
 
 

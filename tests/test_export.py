@@ -11,10 +11,8 @@ import subprocess
 import sys
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import nnx
 
 from configs import common
 from export import gguf_file, hf, onnx_graph, quant, tokenizer_json, weights as weights_lib

@@ -22,17 +22,20 @@ _MILHOUSE = ["Milhouse Mussolini Van Houten is a character in The Simpsons.",
              "Nixon's mother was named Hannah Milhous."]
 
 
+PAGES = {  # also the start of tests/test_web_tools.py's pages for the page's search
+    "Milhouse Van Houten": _MILHOUSE,
+    "Richard Nixon": ["Richard Milhous Nixon was the 37th president of the United States."],
+    "Colorado orogeny": ["The Colorado orogeny was an episode of mountain building.",
+                         "The eastern sector extends into the High Plains."],
+    "High Plains (United States)": ["The High Plains are a subregion of the Great Plains."],
+    "Lisa Simpson": ["Lisa is Bart's sister."],
+    "Zebra": ["Zebras are African equines."],
+}
+
+
 @pytest.fixture(scope="module")
 def store():
-  return docstore.DocStore({
-      "Milhouse Van Houten": _MILHOUSE,
-      "Richard Nixon": ["Richard Milhous Nixon was the 37th president of the United States."],
-      "Colorado orogeny": ["The Colorado orogeny was an episode of mountain building.",
-                           "The eastern sector extends into the High Plains."],
-      "High Plains (United States)": ["The High Plains are a subregion of the Great Plains."],
-      "Lisa Simpson": ["Lisa is Bart's sister."],
-      "Zebra": ["Zebras are African equines."],
-  })
+  return docstore.DocStore(PAGES)
 
 
 # ---- search / lookup ---------------------------------------------------------------------------

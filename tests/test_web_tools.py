@@ -19,6 +19,7 @@ import pytest
 from eval import data
 from eval.react import agent, calculator, docstore, prompts, stores, tools
 from export import docs
+import test_react_tools
 import web_fixtures
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -176,19 +177,8 @@ def test_calculator_matches_python(tmp_path):
 
 # ---- search / lookup -----------------------------------------------------------------------------
 
-_MILHOUSE = ["Milhouse Mussolini Van Houten is a character in The Simpsons.",
-             "He is Bart Simpson's best friend.",
-             "Milhouse was named after U.S. president Richard Nixon.",
-             "His middle name was Milhous.", "He has a crush on Lisa.", "He wears glasses.",
-             "Nixon's mother was named Hannah Milhous."]
-_PAGES = {
-    "Milhouse Van Houten": _MILHOUSE,
-    "Richard Nixon": ["Richard Milhous Nixon was the 37th president of the United States."],
-    "Colorado orogeny": ["The Colorado orogeny was an episode of mountain building.",
-                         "The eastern sector extends into the High Plains."],
-    "High Plains (United States)": ["The High Plains are a subregion of the Great Plains."],
-    "Lisa Simpson": ["Lisa is Bart's sister."],
-    "Zebra": ["Zebras are African equines."],
+_PAGES = {  # test_react_tools' pages, plus titles that test normalisation, entities and ties
+    **test_react_tools.PAGES,
     "Straße": ["A Straße is a street."],
     "Tom & Jerry": ["Tom and Jerry is a cartoon.", "  ", "Tom is a cat."],
     "'J' Is for Judgment": ["It is a novel by Sue Grafton."],
