@@ -27,7 +27,7 @@ from eval import data
 from eval.react import agent, stores, tools
 from input_pipeline import sft
 from models import decode
-from training import workdir
+from training import model_source
 
 TOOLS = ("calculator", "search")  # --tools names; search brings lookup with it
 TEMPLATES = sft.TEMPLATES + ("none",)
@@ -156,7 +156,7 @@ def main(argv):
   tool_names = [name.strip() for name in _TOOLS.value if name.strip()]
   try:
     check_flags(_TEMPLATE.value, tool_names, _STORE.value)
-    config, graphdef, params, tokenizer = workdir.load(_MODEL.value)
+    config, graphdef, params, tokenizer = model_source.load(_MODEL.value)
     template = _TEMPLATE.value
     if not template:
       template = sft.model_template(config, tokenizer)

@@ -1,8 +1,9 @@
-r"""The README's export table for one model: each format's file size, tokens/s in its native
+r"""The export table (reports/README.md) for one model: each format's file size, tokens/s in its native
 runtime and in the browser, and quality relative to float32.
 
   python bench/export_table.py --model=smollm2-135m-instruct --out=reports/export_smollm2
   python bench/export_table.py --model=runs/tiny --out=reports/export_tiny
+  python bench/export_table.py --model=runs/tiny --out=/tmp/t --formats=hf,onnx --limit=2   # a few rows
 
 Per format:
   size        the exported file (Hugging Face: model.safetensors)
@@ -31,7 +32,7 @@ sys.path.insert(0, REPO)
 
 from absl import app, flags  # noqa: E402
 
-_MODEL = flags.DEFINE_string("model", None, "Anything training.workdir.load reads.")
+_MODEL = flags.DEFINE_string("model", None, "Anything training.model_source.load reads.")
 _OUT = flags.DEFINE_string("out", None, "Output directory (exports go to OUT/files).")
 _PROMPT_TOKENS = flags.DEFINE_integer("prompt_tokens", 256, "Tokens in the timed prefill.")
 _NEW_TOKENS = flags.DEFINE_integer("new_tokens", 64, "Timed greedy decode steps.")
@@ -39,8 +40,10 @@ _BPB_TASK = flags.DEFINE_string("bpb_task", "bpb_tinyshakespeare", "Held-out bit
 _TASK = flags.DEFINE_string("task", "arc_easy", "Benchmark task for the quality column.")
 _LIMIT = flags.DEFINE_integer("limit", 100, "First N rows of --task.")
 _WEB_RESULTS = flags.DEFINE_string("web_results", "bench/results.jsonl", "bench/web_speed.py's records.")
-_LLAMA_BENCH = flags.DEFINE_string("llama_bench", "", "llama.cpp's llama-bench binary, for the GGUF rows' native speed.")
+_LLAMA_BENCH = flags.DEFINE_string("llama_bench", "",
+                                   "llama.cpp's llama-bench binary, for the GGUF rows' native speed.")
 _DATA_DIR = flags.DEFINE_string("data_dir", "", "Eval data dir; empty: $FRUGAL_DATA_DIR, else ../shared/data.")
+_FORMATS = flags.DEFINE_list("formats", [], "Rows to make (names from FORMATS); empty: all of them.")
 flags.mark_flags_as_required(["model", "out"])
 
 # (format, file under OUT/files, weights the runtime computes with)
@@ -51,7 +54,7 @@ FORMATS = (("hf", "hf/model.safetensors", "f32"), ("gguf-f16", "model-f16.gguf",
 
 def prompt_ids(tokenizer, n):
   """A fixed, real prompt of exactly n tokens (tinyshakespeare's opening, repeated if short)."""
-  from eval import data  # pylint: disable=import-outside-toplevel
+  from eval import data
   with open(data.path(data.data_dir(_DATA_DIR.value), "pretrain_text/tinyshakespeare/input.txt")) as f:
     ids = tokenizer.encode(f.read(20000))
   while len(ids) < n:
@@ -60,7 +63,7 @@ def prompt_ids(tokenizer, n):
 
 
 def onnx_speed(path, cfg, ids, new):
-  from export import onnx_graph  # pylint: disable=import-outside-toplevel
+  from export import onnx_graph
   sess = onnx_graph.session(path, threads=1)
   onnx_graph.greedy(sess, cfg, ids[:8], 2)  # warm-up
   tokens, _, prefill, decode = onnx_graph.greedy(sess, cfg, ids, new + 1)
@@ -68,8 +71,8 @@ def onnx_speed(path, cfg, ids, new):
 
 
 def hf_speed(directory, ids, new):
-  import torch  # pylint: disable=import-outside-toplevel
-  import transformers  # pylint: disable=import-outside-toplevel
+  import torch
+  import transformers
   torch.set_num_threads(1)
   model = transformers.AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32)
   with torch.no_grad():
@@ -100,8 +103,8 @@ def gguf_speed(path, ids, new):
 
 
 def quality(graphdef, params, tokenizer, name):
-  from eval import data, suite  # pylint: disable=import-outside-toplevel
-  from eval.lm import LM  # pylint: disable=import-outside-toplevel
+  from eval import data, suite
+  from eval.lm import LM
   lm = LM(graphdef, params, tokenizer, name)
   results = suite.run(lm, [_BPB_TASK.value, _TASK.value], data.data_dir(_DATA_DIR.value),
                       limits={_TASK.value: _LIMIT.value})
@@ -124,21 +127,26 @@ def browser_speeds(bundle_name):
 
 def main(argv):
   del argv
-  from export.exporter import export  # pylint: disable=import-outside-toplevel
-  from training import workdir  # pylint: disable=import-outside-toplevel
+  from export.exporter import export
+  from training import model_source, run_info
+  unknown = set(_FORMATS.value) - {f for f, _, _ in FORMATS}
+  if unknown:
+    sys.exit(f"error: --formats {sorted(unknown)} not in {[f for f, _, _ in FORMATS]}")
+  formats = [row for row in FORMATS if not _FORMATS.value or row[0] in _FORMATS.value]
   files = os.path.join(_OUT.value, "files")
   name = os.path.basename(os.path.normpath(_MODEL.value))
-  export(_MODEL.value, [f for f, _, _ in FORMATS], files, name=name)
-  config, graphdef, params, tokenizer = workdir.load(_MODEL.value)
+  export(_MODEL.value, [f for f, _, _ in formats], files, name=name)
+  config, graphdef, params, tokenizer = model_source.load(_MODEL.value)
   cfg = config.model
   ids = prompt_ids(tokenizer, _PROMPT_TOKENS.value)
   new = _NEW_TOKENS.value
 
-  from export import parity  # pylint: disable=import-outside-toplevel
+  from export import parity
   jax_tokens = parity.jax_greedy(cfg, params, ids, new)[0]
   browser = browser_speeds(name)
-  rows, qualities = [], {}
-  for fmt, file, weights in FORMATS:
+  rows = []
+  qualities = {"f32": quality(graphdef, params, tokenizer, f"{name}-f32")}  # the "vs f32" reference
+  for fmt, file, weights in formats:
     path = os.path.join(files, file)
     start = time.time()
     if fmt == "hf":
@@ -178,7 +186,7 @@ def main(argv):
     f.write(table + "\n")
   with open(os.path.join(_OUT.value, "results.json"), "w") as f:
     json.dump(dict(model=_MODEL.value, prompt_tokens=len(ids), new_tokens=new, rows=rows,
-                   commit=workdir.git_commit(), command=" ".join(sys.argv)), f, indent=1)
+                   commit=run_info.git_commit(), command=" ".join(sys.argv)), f, indent=1)
 
 
 if __name__ == "__main__":

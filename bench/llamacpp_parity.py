@@ -31,12 +31,12 @@ flags.mark_flags_as_required(["llama_bin"])
 
 def main(argv):
   del argv
-  from export import parity, quant  # pylint: disable=import-outside-toplevel
-  from training import workdir  # pylint: disable=import-outside-toplevel
+  from export import parity, quant
+  from training import model_source
   env = dict(os.environ, LD_LIBRARY_PATH=_BIN.value)
   for pair in _EXPORTS.value:
     source, directory = pair.rsplit(":", 1)
-    config, _, params, tok = workdir.load(source)
+    config, _, params, tok = model_source.load(source)
     for weights in quant.GGUF_TYPES:
       reference, same_count = parity.reference_params(config.model, params, weights), 0
       for prompt in _PROMPTS.value:

@@ -3,6 +3,7 @@ r"""Training throughput and MFU of the update step alone (synthetic data, no inp
   python bench/train_bench.py                                  # tiny (default) and gpt2s presets
   python bench/train_bench.py --presets=configs/llama.py:gpt2s --batch_size=1 --steps=3
   python bench/train_bench.py --attention=einsum               # compare attention implementations
+  python bench/train_bench.py --presets=configs/llama.py:runlocal=True --steps=2 --out=/tmp/r.jsonl  # seconds
 
 Prints one line per preset and appends the figures, device, commit and command to
 bench/results.jsonl (or --out).
@@ -15,7 +16,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags
 
 _PRESETS = flags.DEFINE_list("presets", ["configs/llama.py:tiny", "configs/llama.py:gpt2s"], "Configs to time.")
 _STEPS = flags.DEFINE_integer("steps", 10, "Timed steps (after 2 warm-up steps).")
@@ -29,14 +30,13 @@ _OUT = flags.DEFINE_string("out", "bench/results.jsonl", "Where results are appe
 def main(argv):
   del argv
   import jax
-  from configs import common
   from models import transformer
   from input_pipeline import synthetic
-  from training import cost, mesh as mesh_lib, state as train_state
-  from train import git_commit
+  from training import config as config_lib, cost, mesh as mesh_lib, state as train_state
+  from training.run_info import git_commit
 
   for preset in _PRESETS.value:
-    config = common.load_config(preset)
+    config = config_lib.load_config(preset)
     if _BATCH.value:
       config.batch_size = _BATCH.value
     for field, value in (("attention", _ATTENTION.value), ("dtype", _DTYPE.value), ("remat", _REMAT.value)):

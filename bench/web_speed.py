@@ -47,7 +47,7 @@ def _chromium_version():
 
 def main(argv):
   del argv
-  from training.workdir import git_commit  # pylint: disable=import-outside-toplevel
+  from training.run_info import git_commit
   node = shutil.which("node")
   if node is None or not os.access(CHROMIUM, os.X_OK):
     sys.exit(f"error: needs node and {CHROMIUM} (apt-get install -y chromium)")

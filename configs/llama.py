@@ -18,6 +18,8 @@ Other args: `runlocal=True` shrinks any variant to a seconds-long smoke run.
 """
 
 from configs import common
+from models.config import model_config
+from training.config import base_config
 
 # name: (layers, embed, heads, kv heads, mlp hidden, vocab)
 PAPER = {
@@ -30,8 +32,8 @@ PAPER = {
 
 def get_config(arg="tiny"):
   arg = common.parse_arg(arg, variant="tiny", runlocal=False)
-  c = common.base_config()
-  c.model = common.model_config(block="llama")
+  c = base_config()
+  c.model = model_config(block="llama")
   if arg.variant == "tiny":
     c.model.update(vocab_size=4096, num_layers=4, embed_dim=192, num_heads=6, num_kv_heads=6,
                    head_dim=32, mlp_dim=512)
@@ -74,5 +76,5 @@ def get_sweep(arg="tiny"):
   python -m training.sweep --config=configs/llama.py:tiny --sweepdir=runs/sweep_lr_width
   """
   del arg
-  from training.sweep import product, sweep  # pylint: disable=g-import-not-at-top
+  from training.sweep import product, sweep
   return product(sweep("optimizer.learning_rate", [1e-3, 3e-3, 1e-2]), sweep("model.embed_dim", [128, 192]))

@@ -14,6 +14,8 @@ Other args: `runlocal=True` shrinks any variant to a seconds-long smoke run.
 """
 
 from configs import common
+from models.config import model_config
+from training.config import base_config
 
 # name: (layers, embed, heads, head_dim)
 PAPER = {
@@ -25,8 +27,8 @@ PAPER = {
 
 def get_config(arg="tiny"):
   arg = common.parse_arg(arg, variant="tiny", runlocal=False)
-  c = common.base_config()
-  c.model = common.model_config(block="palm", norm="layer", num_kv_heads=1, tie_embeddings=True,
+  c = base_config()
+  c.model = model_config(block="palm", norm="layer", num_kv_heads=1, tie_embeddings=True,
                                 z_loss=1e-4, init_std=1.0)
   if arg.variant == "tiny":
     # llama.py:tiny's width and schedule with PaLM's block, for a like-for-like comparison.

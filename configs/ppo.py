@@ -10,7 +10,7 @@ Variants (`configs/ppo.py:<variant>[,runlocal=True,init_from=<model>,reward_mode
               recipe; on this CPU --config.total_steps=8 --config.eval_every=8
               --config.checkpoint_every=4 --config.ppo.eval_prompts=16 (2 rollouts) takes 7
               minutes. Expected there: rollout/kl 0.0 then ~0.06 nats, value loss ~0.01-0.03,
-              judged win rate ~0.5 (README "Fine-tuning demonstrations").
+              judged win rate ~0.5 (reports/README.md "Fine-tuning demonstrations").
   tiny_hh     our pretrained default model (runs/tiny) and a reward model trained from it
               (configs/reward.py:tiny_hh -> runs/rm_tiny); Alpaca template.
 Steps: each rollout of ppo.rollout_size prompts is ppo.epochs x rollout_size / batch_size
@@ -18,11 +18,12 @@ optimizer steps; checkpoints fall on rollout boundaries.
 """
 
 from configs import common
+from training.config import base_config
 
 
 def get_config(arg="smollm2_hh"):
   arg = common.parse_arg(arg, variant="smollm2_hh", runlocal=False, init_from="", reward_model="")
-  c = common.base_config()
+  c = base_config()
   c.objective = "ppo"
   c.model.score_head = True  # the value head, on the policy's trunk (TRL's value-head model)
   c.finetune.update(train_files=("preference/hh_rlhf_harmless_base_test.jsonl.gz",), pairs_format="hh",

@@ -13,11 +13,12 @@ Held-out pairs are chosen by a hash of the prompt (a prompt is never on both sid
 """
 
 from configs import common
+from training.config import base_config
 
 
 def get_config(arg="smollm2_hh"):
   arg = common.parse_arg(arg, variant="smollm2_hh", runlocal=False, init_from="")
-  c = common.base_config()
+  c = base_config()
   c.objective = "reward"
   c.model.score_head = True
   c.finetune.update(train_files=("preference/hh_rlhf_harmless_base_test.jsonl.gz",), pairs_format="hh",
@@ -42,6 +43,7 @@ def get_config(arg="smollm2_hh"):
     c.update(total_steps=260, eval_every=130, checkpoint_every=65)
     c.optimizer.learning_rate = 1e-4
   else:
-    raise ValueError(f"configs/reward.py: unknown variant {arg.variant!r}; choose smollm2_hh, smollm2_hh_lora or tiny_hh")
+    raise ValueError(f"configs/reward.py: unknown variant {arg.variant!r}; "
+                     "choose smollm2_hh, smollm2_hh_lora or tiny_hh")
   common.apply_finetune_args(c, arg, local_batch_size=4, local_seq_len=128)
   return c

@@ -8,7 +8,7 @@ Variants (`configs/sft.py:<variant>[,runlocal=True]`):
                    python -m eval.run --config=configs/eval.py:fireact --workdir=runs/sft_fireact
                    Expected (this 2-core CPU, 17 minutes): held-out loss 0.66 nats/token on 25
                    held-out trajectories; the model answers in FireAct's Thought/Action format
-                   (README "Fine-tuning demonstrations": HotpotQA EM and F1 before and after).
+                   (reports/README.md "Fine-tuning demonstrations": HotpotQA EM and F1 before and after).
   smollm2_alpaca   SmolLM2-135M-Instruct, all weights, on the LLaMA-Factory Alpaca demo (999 rows).
   tiny_alpaca      our pretrained default model (runs/tiny from configs/llama.py:tiny) with the
                    Stanford Alpaca template (it has no ChatML tokens), all weights:
@@ -18,11 +18,12 @@ The template is saved in the workdir's config.json; eval and chat read it back.
 """
 
 from configs import common
+from training.config import base_config
 
 
 def get_config(arg="smollm2_fireact"):
   arg = common.parse_arg(arg, variant="smollm2_fireact", runlocal=False, init_from="")
-  c = common.base_config()
+  c = base_config()
   c.objective = "lm"
   c.finetune.held_out_fraction = 0.05
   c.optimizer.update(warmup_steps=10, min_lr_ratio=0.1, weight_decay=0.0)

@@ -1,4 +1,5 @@
-"""What tasks and the ReAct agent ask of a language model, and what a task returns.
+"""What tasks and the ReAct agent ask of a language model, and what a task returns (`result`, with
+means and lm-eval's standard errors from `summarise`).
 
 The model side (`eval/lm.py`, class `LM`) implements these on our Flax decoder; tests use small
 fakes with the same methods.
@@ -25,16 +26,10 @@ fakes with the same methods.
       Many episodes decode together; a finished episode's row is refilled with the next one.
 """
 
-import dataclasses
+import math
 
 
-@dataclasses.dataclass(frozen=True)
-class Turn:
-  """Text to append to an episode's context, then generate greedily until a stop string."""
-  text: str
-  stop: tuple = ()
-  max_new_tokens: int = 128
-
+from models.engine import Turn  # noqa: F401  (the episode interface's Turn, defined with its engine)
 
 def result(task, metrics, *, samples, total, shots, data_file, normalisation, seconds,
            stderr=None, mode=None, skipped=0, extra=None):
@@ -47,3 +42,23 @@ def result(task, metrics, *, samples, total, shots, data_file, normalisation, se
   return dict(task=task, mode=mode, metrics=dict(metrics), stderr=dict(stderr or {}),
               samples=samples, total=total, skipped=skipped, shots=shots, data_file=data_file,
               normalisation=normalisation, seconds=round(seconds, 2), **(extra or {}))
+
+
+def mean_stderr(values):
+  """lm-eval's standard error of a mean: sample std (n - 1) / sqrt(n); NaN for fewer than 2."""
+  n = len(values)
+  if n < 2:
+    return float("nan")
+  mean = sum(values) / n
+  return math.sqrt(sum((x - mean) ** 2 for x in values) / (n - 1) / n)
+
+
+def summarise(scores, metrics):
+  """-> (means, stderrs): {metric: float} over per-example score dicts (bools count as 0/1); NaN
+  when empty (and stderr NaN for fewer than 2)."""
+  means, stderrs = {}, {}
+  for metric in metrics:
+    values = [float(s[metric]) for s in scores]
+    means[metric] = sum(values) / len(values) if values else float("nan")
+    stderrs[metric] = mean_stderr(values)
+  return means, stderrs

@@ -1,21 +1,20 @@
-"""Eval data files: one data dir (flag, else $FRUGAL_DATA_DIR, else ../shared/data), JSONL rows
-read with malformed lines counted, never silently mixed in."""
+"""Eval data files: the data dir (input_pipeline/sources.py's rule: flag, else $FRUGAL_DATA_DIR,
+else ../shared/data), JSONL rows read with malformed lines counted, never silently mixed in."""
 
 import json
 import os
 
 from input_pipeline import sources
 
-_REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-
-def data_dir(flag_value=""):
-  """The directory eval data paths are relative to."""
-  found = sources.resolve_data_dir(type("DataConfig", (), {"data_dir": flag_value})())
+def data_dir(setting=""):
+  """sources.resolve_data_dir(setting), or FileNotFoundError saying how to give one: every eval
+  task needs its files, so a missing data dir stops here rather than as a missing file later."""
+  found = sources.resolve_data_dir(setting)
   if not found:
     raise FileNotFoundError(
-        "no eval data dir: pass --data_dir, set $FRUGAL_DATA_DIR, or put the data in "
-        f"{os.path.normpath(os.path.join(_REPO_DIR, '..', 'shared', 'data'))}")
+        "no eval data dir: pass --data_dir (or set the config's data_dir), set $FRUGAL_DATA_DIR, "
+        f"or put the data in {sources.DEFAULT_DATA_DIR}")
   return found
 
 

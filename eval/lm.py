@@ -8,7 +8,6 @@ logical axis rules (replicated on one device).
 """
 
 import functools
-import math
 import sys
 
 import jax
@@ -16,16 +15,15 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from configs import common
 from models import engine as engine_lib
 from models import partitioning, transformer
-from training import mesh as mesh_lib
+from training import mesh as mesh_lib, metrics as metrics_lib
 
 LENGTH_BUCKETS = (64, 128, 256, 512, 1024, 2048, 4096, 8192)
 
 
 class Progress:
-  """A one-line progress bar on stderr (the same look as train.py's)."""
+  """A one-line progress bar on stderr, redrawn in place (training/metrics.py's bar)."""
 
   def __init__(self, total, desc):
     self.total, self.desc, self.done = total, desc, 0
@@ -33,10 +31,8 @@ class Progress:
   def update(self, n=1):
     self.done += n
     if self.total:
-      width = 30
-      filled = int(width * self.done / self.total)
-      sys.stderr.write(f"\r{self.desc:<24} [{'#' * filled}{'.' * (width - filled)}] "
-                       f"{self.done}/{self.total}")
+      bar = metrics_lib.progress_bar(self.done, self.total, width=30)
+      sys.stderr.write(f"\r{self.desc:<24} {bar} {self.done}/{self.total}")
       if self.done >= self.total:
         sys.stderr.write("\n")
       sys.stderr.flush()
@@ -46,7 +42,7 @@ class LM:
   """Scoring and generation with our Decoder (graphdef + params) and a tokenizer."""
 
   def __init__(self, graphdef, params, tokenizer, name, mesh=None, max_length=2048,
-               tokens_per_batch=8192, agent_batch_size=16, rules=common.DEFAULT_RULES,
+               tokens_per_batch=8192, agent_batch_size=16, rules=partitioning.DEFAULT_RULES,
                template=None):
     """template: the chat template the model answers in (sft.model_template), None for plain text."""
     self.graphdef, self.tokenizer, self.name = graphdef, tokenizer, name
@@ -57,10 +53,11 @@ class LM:
     self.max_length, self.tokens_per_batch = max_length, tokens_per_batch
     self.agent_batch_size = agent_batch_size
     axes = transformer.param_axes(self.cfg)
-    shardings = jax.tree.map(
+    self.param_shardings = jax.tree.map(
         lambda names, x: partitioning.sharding_for(names, x.shape, rules, self.mesh), axes, params,
         is_leaf=lambda n: isinstance(n, tuple))
-    self.params = jax.device_put(params, shardings)
+    self._engines = {}  # batch size -> Engine, compiled once and kept for later set_params
+    self.set_params(params)
     batch_axes = tuple(a for a in ("data", "fsdp") if self.mesh.shape[a] > 1)
     self.rows_multiple = int(np.prod([self.mesh.shape[a] for a in batch_axes])) or 1
     self.batch_sharding = jax.sharding.NamedSharding(
@@ -68,6 +65,12 @@ class LM:
 
   def __hash__(self):
     return id(self)
+
+  def set_params(self, params):
+    """New weights for the same model (the next evaluation during training): nothing recompiles."""
+    self.params = jax.device_put(params, self.param_shardings)
+    for engine in self._engines.values():
+      engine.params = self.params
 
   # ---- log-likelihood --------------------------------------------------------------------------
 
@@ -133,7 +136,7 @@ class LM:
     bar = Progress(len(sequences), desc)
     i = 0
     while i < len(order):
-      length = _bucket(len(sequences[order[i]][0]) - 1)
+      length = engine_lib.bucket(len(sequences[order[i]][0]) - 1, LENGTH_BUCKETS)
       rows = max(1, self.tokens_per_batch // length)
       # Few rows left: a smaller power-of-two batch instead of padding rows (one more shape).
       rows = min(rows, 1 << (len(order) - i - 1).bit_length())
@@ -175,9 +178,11 @@ class LM:
   # ---- generation ------------------------------------------------------------------------------
 
   def engine(self, batch_size=None):
-    return engine_lib.Engine(self.graphdef, self.params, self.tokenizer,
-                             batch_size=batch_size or self.agent_batch_size,
-                             max_length=self.max_length)
+    batch_size = batch_size or self.agent_batch_size
+    if batch_size not in self._engines:
+      self._engines[batch_size] = engine_lib.Engine(self.graphdef, self.params, self.tokenizer,
+                                                    batch_size=batch_size, max_length=self.max_length)
+    return self._engines[batch_size]
 
   def run_episodes(self, prefix, episodes, desc="episodes", total=None):
     episodes = list(episodes)
@@ -185,31 +190,5 @@ class LM:
     return self.engine().run(prefix, episodes, progress=lambda n: bar.update())
 
   def generate(self, prompts, stop=(), max_new_tokens=256, prefix="", desc="generate"):
-    from eval.api import Turn  # pylint: disable=import-outside-toplevel
-    episodes = [_OneTurn(Turn(p, tuple(stop), max_new_tokens)) for p in prompts]
-    self.run_episodes(prefix, episodes, desc)
-    return [e.completion for e in episodes]
-
-
-class _OneTurn:
-  """A single-turn episode: prompt in, completion out."""
-
-  def __init__(self, turn):
-    self.turn, self.completion = turn, ""
-
-  def start(self):
-    return self.turn
-
-  def step(self, completion):
-    self.completion = completion
-
-  def abort(self, reason):
-    self.completion = ""
-
-
-def _bucket(n):
-  for b in LENGTH_BUCKETS:
-    if b >= n:
-      return b
-  return int(math.ceil(n / LENGTH_BUCKETS[-1]) * LENGTH_BUCKETS[-1])
-
+    bar = Progress(len(prompts), desc)
+    return self.engine().generate(prompts, stop, max_new_tokens, prefix, progress=lambda n: bar.update())

@@ -18,11 +18,11 @@ import os
 # Figure objects, not pyplot: PNGs render on the Agg canvas and no global backend is switched.
 from matplotlib.figure import Figure
 
-from eval import data
-from training import metrics as metrics_lib, workdir as workdir_lib
+from eval.react import agent
+from input_pipeline import sources
+from training import metrics as metrics_lib, run_info
 
 REPORT_FILE = "report.json"
-MODES = ("standard", "cot", "act", "react")  # agent prompting styles, in the order plots show them
 _REQUIRED = ("task", "metrics", "samples", "total", "shots", "data_file", "normalisation",
              "seconds")
 # A task's main metric (plots show only it): the first of these it has, else its first metric.
@@ -72,13 +72,6 @@ def _finite(value):
 
 
 # ---------------------------------------------------------------- facts
-def _data_dir():
-  try:
-    return data.data_dir()
-  except FileNotFoundError:
-    return None
-
-
 def _relative(path, data_dir):
   """`path` relative to the data dir when it lies inside it, else as given."""
   if not path or not data_dir or not os.path.isabs(path):
@@ -157,7 +150,7 @@ def _plot_modes(path, model_name, results):
     return False
   tasks = list(by_task)
   metrics = [main_metric(next(iter(by_task[t].values()))) for t in tasks]
-  modes = [m for m in MODES if any(m in by_task[t] for t in tasks)]
+  modes = [m for m in agent.MODES if any(m in by_task[t] for t in tasks)]  # plot order
   modes += sorted({m for t in tasks for m in by_task[t]} - set(modes))
   series = {m: [_value(by_task[t][m], metric) if m in by_task[t] else None
                 for t, metric in zip(tasks, metrics)] for m in modes}
@@ -258,14 +251,14 @@ def write(out_dir, model_info, results, metrics_jsonl=None, data_dir=None):
 
   model_info: dict(name, source, params, tokenizer, dtype, ...); results: eval.api.result records;
   metrics_jsonl: the training run's metrics.jsonl (or its workdir) for the loss curve;
-  data_dir: where data files are shown relative to (default: eval.data.data_dir(), if any).
+  data_dir: where data files are shown relative to (default: sources.resolve_data_dir, if any).
   Returns the report dict written to report.json.
   """
   _check(results)
   os.makedirs(out_dir, exist_ok=True)
   report = dict(model=dict(model_info), results=list(results),
-                created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                commit=workdir_lib.git_commit(), data_dir=data_dir or _data_dir())
+                created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                commit=run_info.git_commit(), data_dir=data_dir or sources.resolve_data_dir(""))
   with open(os.path.join(out_dir, REPORT_FILE), "w") as f:
     json.dump(_finite(report), f, indent=1, allow_nan=False)
 

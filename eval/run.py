@@ -18,7 +18,7 @@ from eval import data, report, suite
 from eval.lm import LM
 from input_pipeline import sft
 from models import transformer
-from training import mesh as mesh_lib, workdir as workdir_lib
+from training import mesh as mesh_lib, model_source
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "eval config file", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "where the report goes")
@@ -36,7 +36,7 @@ def main(argv):
   # ---------------------------------------------------------------- model
   t0 = time.time()
   mesh = mesh_lib.make_mesh(config.mesh.to_dict())
-  model_config, graphdef, params, tokenizer = workdir_lib.load(config.model, mesh=mesh)
+  model_config, graphdef, params, tokenizer = model_source.load(config.model, mesh=mesh)
   total_params, _ = transformer.count_params(model_config.model)
   source = model_config.get("source")
   name = config.name or os.path.basename(os.path.normpath(config.model))

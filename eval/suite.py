@@ -12,25 +12,36 @@ import os
 
 from absl import logging
 
+from training.config import ConfigError
+
 from eval import tasks as benchmark_tasks
 from eval.react import runner as react_runner
-from eval.react import tasks as react_tasks
+from eval.react import agent, agent_tasks
 
 
 def parse(spec):
   """'hellaswag' -> ('hellaswag', None); 'hotpotqa/react' -> ('hotpotqa', 'react')."""
   name, _, mode = spec.partition("/")
   if mode:
-    if name not in react_tasks.REACT_TASKS:
+    if name not in agent_tasks.REACT_TASKS:
       raise ValueError(f"task spec {spec!r}: unknown agent task {name!r}; known: "
-                       f"{', '.join(sorted(react_tasks.REACT_TASKS))}")
-    if mode not in react_tasks.MODES:
-      raise ValueError(f"task spec {spec!r}: unknown mode {mode!r}; known: {', '.join(react_tasks.MODES)}")
+                       f"{', '.join(sorted(agent_tasks.REACT_TASKS))}")
+    if mode not in agent.MODES:
+      raise ValueError(f"task spec {spec!r}: unknown mode {mode!r}; known: {', '.join(agent.MODES)}")
     return name, mode
-  if name in react_tasks.REACT_TASKS:
+  if name in agent_tasks.REACT_TASKS:
     raise ValueError(f"task spec {spec!r}: agent tasks need a mode, e.g. {name}/react")
   benchmark_tasks.get(name)  # raises naming the known tasks
   return name, None
+
+
+def check_specs(specs, where="evals.tasks"):
+  """Every spec of a config's `evals.tasks` parses; a ConfigError naming the field otherwise."""
+  for spec in specs:
+    try:
+      parse(spec)
+    except ValueError as e:
+      raise ConfigError(f"{where}: {e}") from e
 
 
 def run(lm, specs, data_dir, limits=None, default_limit=None, trajectories_dir=None, on_result=None):
@@ -51,7 +62,7 @@ def run(lm, specs, data_dir, limits=None, default_limit=None, trajectories_dir=N
       if trajectories_dir:
         os.makedirs(trajectories_dir, exist_ok=True)
         path = os.path.join(trajectories_dir, f"{name}_{mode}.jsonl")
-      result = react_tasks.evaluate(name, lm, data_dir, mode, limit=limit, trajectories_path=path)
+      result = agent_tasks.evaluate(name, lm, data_dir, mode, limit=limit, trajectories_path=path)
     result["spec"] = spec
     results.append(result)
     if on_result:

@@ -5,7 +5,7 @@ import os
 import time
 
 from export import gguf_file, hf, onnx_graph, tokenizer_json, weights, web_bundle
-from training import workdir
+from training import model_source
 
 FORMATS = ("hf", "gguf-f16", "gguf-q8_0", "gguf-q4_0", "onnx", "onnx-int8", "web")
 
@@ -21,7 +21,7 @@ def export(source, formats, out, *, name="", max_seq_len=0, web_variants=("int8"
            data_dir=""):
   """Export `source` to each of `formats` under `out`; returns {format: path}."""
   check_formats(formats)
-  config, _, params, tokenizer = workdir.load(source)
+  config, _, params, tokenizer = model_source.load(source)
   for fmt in formats:  # refuse before writing anything
     weights.check(config.model, "onnx" if fmt in ("onnx", "onnx-int8", "web") else fmt.split("-")[0])
   name = name or os.path.basename(os.path.normpath(source))

@@ -16,14 +16,13 @@ tokenizer.ggml.model "gpt2" with its merges; our SentencePiece BPE (or its token
 """
 
 import json
-import os
 
 
 from export import quant, tokenizer_json, weights as weights_lib
-from input_pipeline import hf_tokenizer
+from input_pipeline import files, hf_tokenizer
 from models import llama_import
 
-_HF_TO_GGUF = llama_import._GGUF_NAMES  # pylint: disable=protected-access
+_HF_TO_GGUF = llama_import._GGUF_NAMES
 
 
 def permute_rotary(w, heads):
@@ -55,7 +54,7 @@ def _source_field(config, key):
   source = config.get("source") if hasattr(config, "get") else None
   if source is None or source.get("kind") != "gguf":
     return None
-  import gguf  # pylint: disable=import-outside-toplevel
+  import gguf
   field = gguf.GGUFReader(source.path).fields.get(key)
   return None if field is None else field.contents()
 
@@ -138,38 +137,39 @@ _FILE_TYPES = {"f16": 1, "q8_0": 7, "q4_0": 2}  # llama.cpp's LLAMA_FTYPE_MOSTLY
 
 def write(config, params, tokenizer, path, weight_type="f16", max_seq_len=2048, name="frugal"):
   """Write the GGUF file `path` (to a temporary name, renamed when complete)."""
-  import gguf  # pylint: disable=import-outside-toplevel
-  cfg = config.model
-  weights_lib.check(cfg, "gguf")
+  import gguf
+  weights_lib.check(config.model, "gguf")
   quant.gguf_type(weight_type)  # a clear error for an unknown type before any work
-  tmp = f"{path}.tmp-{os.getpid()}"
-  writer = gguf.GGUFWriter(tmp, "llama")
-  try:
-    writer.add_name(name)
-    writer.add_context_length(int(max_seq_len))
-    writer.add_embedding_length(int(cfg.embed_dim))
-    writer.add_block_count(int(cfg.num_layers))
-    writer.add_feed_forward_length(int(cfg.mlp_dim))
-    writer.add_head_count(int(cfg.num_heads))
-    writer.add_head_count_kv(int(cfg.num_kv_heads))
-    writer.add_key_length(int(cfg.head_dim))
-    writer.add_value_length(int(cfg.head_dim))
-    writer.add_rope_dimension_count(int(cfg.head_dim))
-    writer.add_rope_freq_base(float(cfg.rope_theta))
-    writer.add_layer_norm_rms_eps(float(cfg.norm_eps))
-    writer.add_vocab_size(int(cfg.vocab_size))
-    writer.add_file_type(_FILE_TYPES[weight_type])
-    _write_tokenizer(writer, config, tokenizer)
-    for tensor_name, w in tensors(cfg, params).items():
-      data, qtype = quant.gguf_quantise(w, tensor_type(cfg, tensor_name, weight_type))
-      writer.add_tensor(tensor_name, data, raw_dtype=qtype)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      writer.close()
-      os.remove(tmp)
+  with files.atomic_path(path) as tmp:
+    writer = gguf.GGUFWriter(tmp, "llama")
+    try:
+      _write(writer, config, params, tokenizer, weight_type, max_seq_len, name)
+    finally:
+      writer.close()  # before the rename, or before the half file is removed
   return path
+
+
+def _write(writer, config, params, tokenizer, weight_type, max_seq_len, name):
+  """Metadata, tokenizer and tensors, in the order GGUFWriter requires."""
+  cfg = config.model
+  writer.add_name(name)
+  writer.add_context_length(int(max_seq_len))
+  writer.add_embedding_length(int(cfg.embed_dim))
+  writer.add_block_count(int(cfg.num_layers))
+  writer.add_feed_forward_length(int(cfg.mlp_dim))
+  writer.add_head_count(int(cfg.num_heads))
+  writer.add_head_count_kv(int(cfg.num_kv_heads))
+  writer.add_key_length(int(cfg.head_dim))
+  writer.add_value_length(int(cfg.head_dim))
+  writer.add_rope_dimension_count(int(cfg.head_dim))
+  writer.add_rope_freq_base(float(cfg.rope_theta))
+  writer.add_layer_norm_rms_eps(float(cfg.norm_eps))
+  writer.add_vocab_size(int(cfg.vocab_size))
+  writer.add_file_type(_FILE_TYPES[weight_type])
+  _write_tokenizer(writer, config, tokenizer)
+  for tensor_name, w in tensors(cfg, params).items():
+    data, qtype = quant.gguf_quantise(w, tensor_type(cfg, tensor_name, weight_type))
+    writer.add_tensor(tensor_name, data, raw_dtype=qtype)
+  writer.write_header_to_file()
+  writer.write_kv_data_to_file()
+  writer.write_tensors_to_file()

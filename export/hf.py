@@ -10,8 +10,8 @@ import json
 import os
 import shutil
 
-from export import atomic, tokenizer_json, weights as weights_lib
-from input_pipeline import sft
+from export import tokenizer_json, weights as weights_lib
+from input_pipeline import files, sft
 
 
 def hf_config(cfg, tokenizer, max_seq_len):
@@ -34,10 +34,10 @@ def _token(tok, i):
 
 def write(config, params, tokenizer, out_dir, max_seq_len=2048):
   """Write the Hugging Face directory `out_dir` (written beside, then renamed into place)."""
-  from safetensors.numpy import save_file  # pylint: disable=import-outside-toplevel
+  from safetensors.numpy import save_file
   cfg = config.model
   weights_lib.check(cfg, "hf")
-  with atomic.directory(out_dir) as tmp:
+  with files.atomic_directory(out_dir) as tmp:
     save_file(weights_lib.torch_tensors(cfg, params), os.path.join(tmp, "model.safetensors"),
               metadata={"format": "pt"})
     with open(os.path.join(tmp, "config.json"), "w") as f:

@@ -20,13 +20,12 @@ speed are those of float32). `reference_params` gives the weights the runtime co
 Opset 17 (onnxruntime and onnxruntime-web both run it).
 """
 
-import os
-
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from export import quant, weights as weights_lib
+from input_pipeline import files
 
 OPSET = 17
 WEIGHTS = ("f32", "int8")
@@ -171,7 +170,8 @@ def build(cfg, params, weights="f32", name="frugal"):
   else:
     b.op("MatMul", x, _weight(b, "lm_head", weights_lib.output_head(cfg, params), 1, int8), name="logits")
 
-  kv = lambda n: helper.make_tensor_value_info(n, TensorProto.FLOAT, ["batch", cfg.num_kv_heads, "past" if n.startswith("past") else "total", cfg.head_dim])
+  kv = lambda n: helper.make_tensor_value_info(
+      n, TensorProto.FLOAT, ["batch", cfg.num_kv_heads, "past" if n.startswith("past") else "total", cfg.head_dim])
   inputs = [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"])]
   outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", cfg.vocab_size])]
   for i in range(cfg.num_layers):
@@ -220,20 +220,15 @@ def reference_params(cfg, params, weights):
 
 
 def save(model, path):
-  """Write atomically (a temporary file, then rename): a failed export leaves no half file."""
-  tmp = f"{path}.tmp-{os.getpid()}"
-  try:
+  """Write atomically (input_pipeline/files.py): a failed export leaves no half file."""
+  with files.atomic_path(path) as tmp:
     onnx.save_model(model, tmp)
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
   return path
 
 
 def session(path, threads=1):
   """An onnxruntime CPU session on `threads` intra-op threads (the page's default is 1)."""
-  import onnxruntime as ort  # pylint: disable=import-outside-toplevel
+  import onnxruntime as ort
   options = ort.SessionOptions()
   options.intra_op_num_threads = threads
   options.log_severity_level = 3
@@ -243,7 +238,7 @@ def session(path, threads=1):
 def greedy(sess, cfg, ids, new_tokens):
   """Greedy decoding with the exported graph: one prefill call, then one call per token with the
   cache fed back. Returns (tokens, [logits per step], prefill seconds, decode seconds)."""
-  import time  # pylint: disable=import-outside-toplevel
+  import time
   empty = np.zeros((1, cfg.num_kv_heads, 0, cfg.head_dim), np.float32)
   feeds = {"input_ids": np.asarray([ids], np.int64)}
   feeds.update({f"past_{kind}_{i}": empty for i in range(cfg.num_layers) for kind in ("key", "value")})

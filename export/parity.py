@@ -27,9 +27,9 @@ def reference_params(cfg, params, weights):
     g = gguf_file.gguf_name(name)
     w = quant.gguf_roundtrip(tensors[g], gguf_file.tensor_type(cfg, g, weights))
     if name.endswith("q_proj.weight"):
-      w = llama_import._unpermute_rotary(w, cfg.num_heads)  # pylint: disable=protected-access
+      w = llama_import._unpermute_rotary(w, cfg.num_heads)
     elif name.endswith("k_proj.weight"):
-      w = llama_import._unpermute_rotary(w, cfg.num_kv_heads)  # pylint: disable=protected-access
+      w = llama_import._unpermute_rotary(w, cfg.num_kv_heads)
     back[name] = w
   return llama_import.params_from_torch_layout(back.__getitem__, cfg)
 

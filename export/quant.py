@@ -41,7 +41,7 @@ GGUF_TYPES = ("f16", "q8_0", "q4_0")
 
 
 def gguf_type(name):
-  import gguf  # pylint: disable=import-outside-toplevel
+  import gguf
   if name not in GGUF_TYPES:
     raise ValueError(f"GGUF type {name!r} is not supported (supported: {', '.join(GGUF_TYPES)})")
   return gguf.GGMLQuantizationType[name.upper()]
@@ -49,7 +49,7 @@ def gguf_type(name):
 
 def gguf_quantise(w, name):
   """(data, GGMLQuantizationType) for a float32 tensor [.., row]; 1-D tensors stay float32."""
-  import gguf  # pylint: disable=import-outside-toplevel
+  import gguf
   w = np.ascontiguousarray(w, np.float32)
   if w.ndim == 1:
     return w, gguf.GGMLQuantizationType.F32
@@ -64,6 +64,6 @@ def gguf_quantise(w, name):
 
 def gguf_roundtrip(w, name):
   """The float32 weights llama.cpp reconstructs from `gguf_quantise(w, name)`."""
-  import gguf  # pylint: disable=import-outside-toplevel
+  import gguf
   data, qtype = gguf_quantise(w, name)
   return np.asarray(gguf.quants.dequantize(data, qtype), np.float32).reshape(np.shape(w))

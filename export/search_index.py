@@ -14,8 +14,8 @@ Docs specs, as chat.py's --store, plus ranges:
   distractor:A-B    the paragraphs of questions A..B together (a title seen twice: the later
                     question's paragraph, as in one question's store)
   wiki              the 28,341 HotpotQA intro pages (some 35 MB of JSON: too big for a page)
-DEFAULT_DOCS (questions 0-99: 991 pages) is 1.3 MB of JSON (`python -m export.docs`
-prints the size of a spec).
+DEFAULT_DOCS (questions 0-99: 991 pages) is 1.3 MB of JSON (`python -m
+export.search_index` prints the size of a spec).
 """
 
 import base64
@@ -131,8 +131,8 @@ def store_index(store, spec="", about=""):
   the page's normalisation uses."""
   position = {title: i for i, title in enumerate(store.titles)}
   bm25 = None
-  if store._bm25 is not None:  # pylint: disable=protected-access  # the index Python ranks with
-    scores, vocab = store._bm25.scores, store._bm25.vocab_dict  # pylint: disable=protected-access
+  if store._bm25 is not None:  # the index Python ranks with
+    scores, vocab = store._bm25.scores, store._bm25.vocab_dict
     words = sorted(vocab, key=vocab.get)
     if [vocab[w] for w in words] != list(range(len(words))):
       raise RuntimeError("bm25s vocabulary ids are not 0..V-1; docs.json cannot list them in order")
@@ -143,7 +143,7 @@ def store_index(store, spec="", about=""):
   return dict(
       frugal_docs=FORMAT_VERSION, spec=spec, about=about, titles=list(store.titles),
       sentences=[store.pages[t] for t in store.titles],
-      keys=[[key, position[title]] for key, title in store._by_key.items()],  # pylint: disable=protected-access
+      keys=[[key, position[title]] for key, title in store._by_key.items()],
       bm25=bm25, stopwords=list(bm25_stopwords.STOPWORDS_EN), casefold=_casefold_exceptions(),
       entities={name: text for name, text in html.entities.html5.items()
                 if name.rstrip(";") in COMMON_ENTITIES},

@@ -16,7 +16,7 @@ from input_pipeline import hf_tokenizer
 
 def sentencepiece_vocab(tokenizer):
   """(pieces, scores, llama.cpp token types) of our SentencePiece `tokenizer`."""
-  sp = tokenizer._sp  # pylint: disable=protected-access
+  sp = tokenizer._sp
   pieces, scores, types = [], [], []
   for i in range(sp.vocab_size()):
     pieces.append(sp.id_to_piece(i))
@@ -30,13 +30,13 @@ def from_sentencepiece(tokenizer):
   """tokenizers.Tokenizer equivalent to our SentencePiece `tokenizer` (input_pipeline.tokenizer)."""
   pieces, scores, types = sentencepiece_vocab(tokenizer)
   return hf_tokenizer.sentencepiece_bpe(pieces, scores, [t == 1 for t in types],
-                                        tokenizer._sp.unk_id())  # pylint: disable=protected-access
+                                        tokenizer._sp.unk_id())
 
 
 def to_tokenizers(tokenizer):
-  """The `tokenizers.Tokenizer` behind any tokenizer `training.workdir.load` returns."""
+  """The `tokenizers.Tokenizer` behind any tokenizer `training.model_source.load` returns."""
   if isinstance(tokenizer, hf_tokenizer.HFTokenizer):
-    return tokenizer._tok  # pylint: disable=protected-access
+    return tokenizer._tok
   return from_sentencepiece(tokenizer)
 
 

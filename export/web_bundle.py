@@ -8,8 +8,8 @@ import hashlib
 import json
 import os
 
-from export import atomic, onnx_graph, tokenizer_json
-from input_pipeline import sft
+from export import onnx_graph, tokenizer_json
+from input_pipeline import files, sft
 
 FORMAT_VERSION = 1
 VARIANTS = onnx_graph.WEIGHTS  # manifest model names: the weights of each ONNX file
@@ -28,12 +28,13 @@ def write(config, params, tokenizer, out_dir, *, name, variants=("int8", "f32"),
           max_seq_len=2048, data_dir=""):
   """Write the bundle directory `out_dir` (built beside it, renamed into place when complete).
   variants: ONNX weight variants, the first is the page's default. docs: the document collection
-  for search/lookup (see export/docs.py; "" for none: the page then offers the calculator only)."""
+  for search/lookup (see export/search_index.py; "" for none: the page then offers the calculator
+  only)."""
   unknown = [v for v in variants if v not in VARIANTS]
   if unknown or not variants:
     raise ValueError(f"web variants {list(variants)}: each must be one of {sorted(VARIANTS)}")
   cfg = config.model
-  with atomic.directory(out_dir) as tmp:
+  with files.atomic_directory(out_dir) as tmp:
     models = []
     for variant in variants:
       file = f"model-{variant}.onnx"
@@ -58,12 +59,10 @@ def write(config, params, tokenizer, out_dir, *, name, variants=("int8", "f32"),
 
 def _react(directory, docs, data_dir):
   """manifest["react"] and manifest["docs"]: the prompt and settings of the page's ReAct loop
-  (export/docs.py, from the same prompt files as eval/react) and the document index."""
-  from export import docs as docs_lib  # pylint: disable=import-outside-toplevel
-  out = {"react": docs_lib.react_section(docs=docs, data_dir=data_dir)}
+  (export/search_index.py, from the same prompt files as eval/react) and the document index."""
+  from export import search_index
+  out = {"react": search_index.react_section(docs=docs, data_dir=data_dir)}
   if docs:
-    index = docs_lib.docs_index(docs, data_dir=data_dir)
-    with open(os.path.join(directory, "docs.json"), "w") as f:
-      json.dump(index, f, separators=(",", ":"))
+    search_index.write_docs_index(os.path.join(directory, "docs.json"), docs, data_dir=data_dir)
     out["docs"] = file_entry(directory, "docs.json")
   return out

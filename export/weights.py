@@ -1,6 +1,6 @@
 """Our params -> the plain numpy tensors every exporter writes, and what each format can hold.
 
-The exporters start from `training.workdir.load(source)` (a workdir with LoRA already merged, a
+The exporters start from `training.model_source.load(source)` (a workdir with LoRA already merged, a
 Hugging Face directory, a GGUF file or a packaged model) and read weights only through this
 module, so the layout conversions live in one place:
   * `layer(cfg, params, i)`: layer i's weights in our layout (scanned or unrolled layers alike);
@@ -24,7 +24,7 @@ def check(cfg, fmt):
   """Raise UnsupportedModel when `fmt` (hf | gguf | onnx) cannot hold the model `cfg`."""
   if cfg.get("lora_rank", 0):
     raise UnsupportedModel(f"{fmt}: model.lora_rank={cfg.lora_rank}: merge the adapters first "
-                           "(training.workdir.load does this for LoRA workdirs)")
+                           "(training.model_source.load does this for LoRA workdirs)")
   if cfg.get("score_head", False):
     raise UnsupportedModel(f"{fmt}: model.score_head=True (a reward/value model) has no place in a "
                            "causal-LM export; export the policy model instead")

@@ -14,7 +14,6 @@ Held-out split by a hash of the prompt, so one prompt never lands on both sides.
 """
 
 import collections
-import hashlib
 import json
 
 from input_pipeline import sft
@@ -102,8 +101,7 @@ def read_pairs(path, fmt):
 
 def is_held_out(pair, fraction):
   """Deterministic held-out membership by the prompt's hash (same prompt, same side)."""
-  digest = hashlib.sha256(json.dumps(pair.messages).encode("utf-8")).digest()
-  return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+  return sft.is_held_out(json.dumps(pair.messages), fraction)
 
 
 def tokenize_pair(pair, tokenizer, template, max_length):

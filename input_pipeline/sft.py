@@ -21,6 +21,7 @@ would teach the model to stop mid-answer or lose the response).
 
 import collections
 import gzip
+import hashlib
 import json
 import os
 
@@ -149,6 +150,13 @@ def tokenize(row, tokenizer, template, max_length, last_turn_only=False):
   return ids, weights
 
 
+def is_held_out(key, fraction):
+  """Deterministic held-out membership by a hash of `key` (a str naming the example): the same
+  key is on the same side whatever the file order or size."""
+  digest = hashlib.sha256(key.encode("utf-8")).digest()
+  return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+
+
 def prompt_text(messages, template):
   """The text a model is given to answer the last user turn (for eval and chat): the template's
   prompt up to where the assistant's reply starts. messages: [(role, content)]."""
@@ -158,27 +166,12 @@ def prompt_text(messages, template):
   return text + f"{CHATML_START}assistant\n"
 
 
-def load_examples(path, tokenizer, template, max_length):
-  """(examples [(ids, weights)], skipped Counter {reason: n}) of one file, in file order."""
-  check_template(template, tokenizer)
-  rows, skipped = read_rows(path)
-  examples = []
-  for row in rows:
-    try:
-      examples.append(tokenize(row, tokenizer, template, max_length))
-    except BadRow as e:
-      skipped[str(e)] += 1
-  if not examples:
-    raise ValueError(f"{path}: none of its {len(rows)} rows is usable ({dict(skipped)})")
-  return examples, skipped
-
-
 def model_template(config, tokenizer):
   """The template a model answers in: its fine-tuning run's (`config.finetune.template`), else
   chatml when the tokenizer has ChatML's special tokens (an imported chat model), else None
-  (a base model: plain text in, plain text out). config: what training.workdir.load returns."""
+  (a base model: plain text in, plain text out). config: what training.model_source.load returns."""
   finetune = config.get("finetune") if hasattr(config, "get") else None
-  fine_tuned = finetune is not None and (finetune.get("train_files") or config.get("objective", "lm") != "lm")
+  fine_tuned = finetune is not None and bool(finetune.get("train_files"))  # every fine-tuning run has them
   if fine_tuned and finetune.get("template"):  # (a pretraining run's config has the default too)
     return finetune.get("template")
   try:

@@ -29,6 +29,7 @@ import re
 from absl import logging
 
 _REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_DATA_DIR = os.path.normpath(os.path.join(_REPO_DIR, "..", "shared", "data"))
 _PARAGRAPH_BREAK = re.compile(r"(\n(?:[ \t\r\f\v]*\n)+)")  # a break is one or more blank lines
 _NOT_WORD = re.compile(r"[\W_]+")
 
@@ -45,13 +46,16 @@ class SourceStats:
   dedupe_dropped_chars: int = 0
 
 
-def resolve_data_dir(data_config):
-  """`data.data_dir`, else $FRUGAL_DATA_DIR, else <repo>/../shared/data if it exists, else None."""
-  for candidate in (data_config.data_dir, os.environ.get("FRUGAL_DATA_DIR", "")):
+def resolve_data_dir(setting):
+  """The one data-dir rule (training data, eval data, chat, export): `setting` (a path string such
+  as --data_dir, or a data config, whose `data_dir` is used), else $FRUGAL_DATA_DIR, else
+  DEFAULT_DATA_DIR (<repo>/../shared/data) if it exists, else None."""
+  if not isinstance(setting, str):
+    setting = setting.data_dir
+  for candidate in (setting, os.environ.get("FRUGAL_DATA_DIR", "")):
     if candidate:
       return os.path.abspath(os.path.expanduser(candidate))
-  default = os.path.abspath(os.path.join(_REPO_DIR, "..", "shared", "data"))
-  return default if os.path.isdir(default) else None
+  return DEFAULT_DATA_DIR if os.path.isdir(DEFAULT_DATA_DIR) else None
 
 
 def resolve_files(data_config):
@@ -68,7 +72,7 @@ def resolve_files(data_config):
       if data_dir is None:
         raise ValueError(
             f"data.path {pattern!r} is relative but no data dir is known: set data.data_dir or "
-            f"$FRUGAL_DATA_DIR, or create {os.path.join(_REPO_DIR, '..', 'shared', 'data')}.")
+            f"$FRUGAL_DATA_DIR, or create {DEFAULT_DATA_DIR}.")
       pattern = os.path.join(data_dir, pattern)
     matched = [p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p)]
     if not matched:
@@ -224,7 +228,7 @@ def _drop_seen_paragraphs(text, seen, stats):
 
 
 def _load_tfds(data_config):
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  (slow; TFDS runs only)
+  import tensorflow_datasets as tfds  # slow; TFDS runs only
 
   source = tfds.data_source(data_config.name, split=data_config.split,
                             data_dir=data_config.tfds_data_dir or None, download=False)

@@ -12,6 +12,7 @@ Promises (tested in tests/test_tokenizer.py):
 
 import io
 import os
+import shutil
 import time
 
 from absl import logging
@@ -20,7 +21,7 @@ from jax.experimental import multihost_utils
 import numpy as np
 import sentencepiece as spm
 
-from input_pipeline import sources
+from input_pipeline import files, hf_tokenizer, sources
 
 FILENAME = "tokenizer.model"
 _PIECE_CHARS = 4096  # SentencePiece "sentences" for training: line-aligned text pieces this long
@@ -74,7 +75,7 @@ def get_tokenizer(data_config, *, vocab_size, workdir):
         model_proto = f.read()
     else:
       model_proto = train_tokenizer(data_config, vocab_size)
-    _write_atomically(path, model_proto)
+    files.write_atomically(path, model_proto)
   if jax.process_count() > 1:
     multihost_utils.sync_global_devices("frugal:tokenizer")
   tokenizer = Tokenizer(path)
@@ -128,9 +129,16 @@ def train_tokenizer(data_config, vocab_size):
   return model.getvalue()
 
 
-def _write_atomically(path, data):
-  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-  tmp = f"{path}.tmp-{os.getpid()}"
-  with open(tmp, "wb") as f:
-    f.write(data)
-  os.replace(tmp, path)
+def save_to_workdir(tokenizer, workdir):
+  """A copy of the run's tokenizer in the workdir, so the workdir alone is a usable model."""
+  if isinstance(tokenizer, hf_tokenizer.HFTokenizer):
+    tokenizer.save(workdir)
+  elif os.path.abspath(tokenizer.path) != os.path.abspath(os.path.join(workdir, "tokenizer.model")):
+    shutil.copyfile(tokenizer.path, os.path.join(workdir, "tokenizer.model"))
+
+
+def load_from_workdir(workdir):
+  """The tokenizer a training workdir holds: an imported model's (hf_tokenizer) or SentencePiece's."""
+  if os.path.isfile(os.path.join(workdir, hf_tokenizer.SAVED_NAME)):
+    return hf_tokenizer.HFTokenizer.load(workdir)
+  return Tokenizer(os.path.join(workdir, "tokenizer.model"))

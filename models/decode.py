@@ -1,101 +1,39 @@
-"""KV-cache decoding on the training weights: greedy, temperature, top-k, top-p, stop strings.
+"""Text generation on the training weights: greedy, temperature, top-k, top-p, stop strings, streaming.
 
-Prompts are left-padded into one batch (padding gets segment 0, so no real token attends to it;
-positions count real tokens only), prefilled in one call, then decoded one token per step with
-the cache. Stop strings are checked on the host on the decoded text, so they may span tokens
-(the ReAct agent stops at "\\nObservation").
+`Sampler` is the text-in, text-out face of models/engine.Engine (the one decoding loop): a few
+prompts at a time, each decoded in its own row of the KV cache. Stop strings are checked on the
+host on the decoded text, so they may span tokens (the ReAct agent stops at "\\nObservation").
+Sampling: prompt p draws from the rng chain engine.episode_keys(seed)[p], split once per token;
+a single prompt's chain is jax.random.key(seed) itself.
 """
 
-import functools
-
-import jax
-import jax.numpy as jnp
-import numpy as np
-from flax import nnx
-
-from models.transformer import init_cache
-
-
-def sample_logits(logits, rng, temperature=0.0, top_k=0, top_p=1.0):
-  """logits: [B, V] float32 -> token ids [B]. temperature 0 is greedy."""
-  if temperature <= 0.0:
-    return jnp.argmax(logits, axis=-1).astype(jnp.int32)
-  logits = logits / temperature
-  if top_k > 0:
-    kth = jax.lax.top_k(logits, top_k)[0][:, -1:]
-    logits = jnp.where(logits < kth, -jnp.inf, logits)
-  if top_p < 1.0:
-    sorted_logits = jnp.sort(logits, axis=-1)[:, ::-1]
-    probs = jax.nn.softmax(sorted_logits, axis=-1)
-    mass_before = jnp.cumsum(probs, axis=-1) - probs  # probability of strictly better tokens
-    cutoff = jnp.min(jnp.where(mass_before < top_p, sorted_logits, jnp.inf), axis=-1, keepdims=True)
-    logits = jnp.where(logits < cutoff, -jnp.inf, logits)
-  return jax.random.categorical(rng, logits, axis=-1).astype(jnp.int32)
+from models import engine as engine_lib
+from models.engine import sample_logits  # noqa: F401  (re-exported: the one token-selection rule)
 
 
 class Sampler:
-  """Generates text from a model (graphdef + params) and a tokenizer; jitted once per shape."""
+  """Generates text from a model (graphdef + params) and a tokenizer; compiled once per length bucket."""
 
   def __init__(self, graphdef, params, tokenizer):
     self.graphdef, self.params, self.tokenizer = graphdef, params, tokenizer
-    self.cfg = nnx.merge(graphdef, params).cfg
+    self._engines = {}  # (rows, max length) -> Engine
 
-  @functools.partial(jax.jit, static_argnums=(0,))
-  def _prefill(self, params, tokens, positions, segment_ids, cache):
-    logits, cache = nnx.merge(self.graphdef, params)(tokens, positions, segment_ids, cache, 0)
-    return logits[:, -1], cache
-
-  @functools.partial(jax.jit, static_argnums=(0, 6, 7, 8), donate_argnums=(2,))
-  def _step(self, params, cache, logits, positions, index, temperature, top_k, top_p, rng):
-    token = sample_logits(logits, rng, temperature, top_k, top_p)
-    model = nnx.merge(self.graphdef, params)
-    segment = jnp.ones_like(token)[:, None]
-    new_logits, cache = model(token[:, None], positions[:, None], segment, cache, index)
-    return token, new_logits[:, -1], cache
-
-  def __hash__(self):
-    return id(self)
-
-  def _tokens(self, prompts, max_new_tokens, temperature, top_k, top_p, seed):
-    """Prefills the left-padded prompts, then yields each step's sampled ids [B] (numpy)."""
+  def _engine(self, prompts, max_new_tokens):
     encoded = [self.tokenizer.encode(p) for p in prompts]
     if any(not ids for ids in encoded):
       raise ValueError("generate: every prompt must encode to at least one token")
-    batch, prompt_len = len(encoded), max(len(ids) for ids in encoded)
-    tokens = np.zeros((batch, prompt_len), np.int32)
-    segments = np.zeros((batch, prompt_len), np.int32)
-    for row, ids in enumerate(encoded):
-      tokens[row, prompt_len - len(ids):] = ids
-      segments[row, prompt_len - len(ids):] = 1
-    positions = np.maximum(np.cumsum(segments, axis=1) - 1, 0).astype(np.int32)
-    cache = init_cache(self.cfg, batch, prompt_len + max_new_tokens)
-    logits, cache = self._prefill(self.params, tokens, positions, segments, cache)
-    next_positions = jnp.asarray(positions[:, -1] + 1)
-    rng = jax.random.key(seed)
-    for i in range(max_new_tokens):
-      rng, step_rng = jax.random.split(rng)
-      token, logits, cache = self._step(
-          self.params, cache, logits, next_positions + i, prompt_len + i,
-          float(temperature), int(top_k), float(top_p), step_rng)
-      yield np.asarray(token)
+    # Room for the longest prompt and every new token (never "context full"), in steps of 256.
+    max_length = engine_lib.bucket(max(map(len, encoded)) + max_new_tokens + 2, (256,))
+    key = (len(prompts), max_length)
+    if key not in self._engines:
+      self._engines[key] = engine_lib.Engine(self.graphdef, self.params, self.tokenizer,
+                                             batch_size=len(prompts), max_length=max_length)
+    return self._engines[key]
 
   def generate(self, prompts, max_new_tokens=64, temperature=0.0, top_k=0, top_p=1.0, stop=(), seed=0):
     """prompts: list of str. Returns the completions (without the stop string that ended them)."""
-    eos = self.tokenizer.eos_id
-    generated = [[] for _ in prompts]
-    texts, done = [""] * len(prompts), [False] * len(prompts)
-    for token in self._tokens(prompts, max_new_tokens, temperature, top_k, top_p, seed):
-      for row, t in enumerate(token):
-        if done[row]:
-          continue
-        if t == eos:
-          done[row] = True
-          continue
-        generated[row].append(int(t))
-        texts[row], done[row] = _cut_at_stop(self.tokenizer.decode(generated[row]), stop)
-      if all(done):
-        break
-    return texts
+    return self._engine(prompts, max_new_tokens).generate(
+        prompts, stop, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
 
   def stream(self, prompt, max_new_tokens=64, temperature=0.0, top_k=0, top_p=1.0, stop=(), seed=0):
     """Yields the completion of one prompt in pieces as its tokens are sampled; the pieces join to
@@ -103,10 +41,10 @@ class Sampler:
     (decoded as U+FFFD) or in what may be the start of a stop string, so no piece is ever taken
     back. Assumes decoding is prefix-stable apart from such an unfinished last character."""
     generated, text, shown = [], "", 0
-    for token in self._tokens([prompt], max_new_tokens, temperature, top_k, top_p, seed):
-      if token[0] == self.tokenizer.eos_id:
+    for token in self._tokens(prompt, max_new_tokens, temperature, top_k, top_p, seed):
+      if token == self.tokenizer.eos_id:
         break
-      generated.append(int(token[0]))
+      generated.append(token)
       text, stopped = _cut_at_stop(self.tokenizer.decode(generated), stop)
       if stopped:
         break
@@ -117,6 +55,15 @@ class Sampler:
         shown = safe
     if len(text) > shown:  # the end: whatever was held back is final now
       yield text[shown:]
+
+
+  def _tokens(self, prompt, max_new_tokens, temperature, top_k, top_p, seed):
+    """The token ids one prompt draws (EOS included), one at a time."""
+    engine = self._engine([prompt], max_new_tokens)
+    episode = engine_lib.OneTurn(engine_lib.Turn(prompt, (), max_new_tokens))
+    for _, token in engine.tokens("", [episode], temperature=temperature, top_k=top_k, top_p=top_p,
+                                  seed=seed):
+      yield token
 
 
 def _cut_at_stop(text, stop):

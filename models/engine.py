@@ -1,4 +1,5 @@
-"""Batched multi-turn greedy decoding for agents and few-shot generation.
+"""Batched multi-turn decoding: the one decoding loop (agents, few-shot generation, models/decode.Sampler
+for text, PPO's rollouts for token ids).
 
 Thousands of ReAct episodes cannot be decoded one at a time, so `Engine` keeps `batch_size` rows
 decoding together with one KV cache:
@@ -16,9 +17,13 @@ decoding together with one KV cache:
     query's own is rewritten by the new episode before that query runs.
 
 An episode is any object with start() -> Turn, step(completion) -> Turn | None and abort(reason)
-(see eval/api.py). Generation is greedy: agent benchmarks are scored that way.
+(see eval/api.py). Generation is greedy unless run() is given a temperature (agent benchmarks are
+scored greedily). Sampling draws each episode's tokens from its own rng chain, split once per token:
+episode e starts from episode_keys(seed)[e], whatever rows its neighbours are in, and episode 0's
+chain is jax.random.key(seed) itself, so one prompt draws what the old per-prompt Sampler drew.
 """
 
+import dataclasses
 import functools
 
 import jax
@@ -33,8 +38,60 @@ PREFIX_ROUND = 256  # the prefix is padded to a multiple of this (its own compil
 DECODE_SPAN = 1024  # decode steps read a multiple of this many of each row's own slots
 
 
-def _bucket(n, buckets):
-  return next((b for b in buckets if b >= n), buckets[-1])
+GREEDY = (0.0, 0, 1.0)  # (temperature, top_k, top_p)
+
+
+def bucket(n, buckets):
+  """The smallest of the ascending `buckets` >= n; past the last, a multiple of the last."""
+  return next((b for b in buckets if b >= n), -(-n // buckets[-1]) * buckets[-1])
+
+
+@dataclasses.dataclass(frozen=True)
+class Turn:
+  """Text to append to an episode's context, then generate until a stop string."""
+  text: str
+  stop: tuple = ()
+  max_new_tokens: int = 128
+
+
+def sample_logits(logits, rng, temperature=0.0, top_k=0, top_p=1.0):
+  """logits: [B, V] float32 -> token ids [B]. temperature 0 is greedy."""
+  if temperature <= 0.0:
+    return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+  logits = logits / temperature
+  if top_k > 0:
+    kth = jax.lax.top_k(logits, top_k)[0][:, -1:]
+    logits = jnp.where(logits < kth, -jnp.inf, logits)
+  if top_p < 1.0:
+    sorted_logits = jnp.sort(logits, axis=-1)[:, ::-1]
+    probs = jax.nn.softmax(sorted_logits, axis=-1)
+    mass_before = jnp.cumsum(probs, axis=-1) - probs  # probability of strictly better tokens
+    cutoff = jnp.min(jnp.where(mass_before < top_p, sorted_logits, jnp.inf), axis=-1, keepdims=True)
+    logits = jnp.where(logits < cutoff, -jnp.inf, logits)
+  return jax.random.categorical(rng, logits, axis=-1).astype(jnp.int32)
+
+
+def _draw(logits, key_data, sampling):
+  """logits [B, V], key_data [B, ...] (each row's chain, raw) -> (tokens [B], advanced key_data).
+  Each row splits its own key once: rng, step_rng = split(rng), then samples with step_rng."""
+  if sampling[0] <= 0.0:
+    return sample_logits(logits, None), key_data
+  keys = jax.vmap(jax.random.split)(jax.random.wrap_key_data(key_data))  # [B, 2]
+  one_row = lambda row_logits, k: sample_logits(row_logits[None], k, *sampling)[0]
+  return jax.vmap(one_row)(logits, keys[:, 1]), jax.random.key_data(keys[:, 0])
+
+
+def episode_keys(seed, n):
+  """Raw key data [n, ...]: where each episode's chain starts. seed: an int or a PRNG key. Episode 0
+  gets the key itself, episode e > 0 fold_in(key, e)."""
+  key = seed if _is_key(seed) else jax.random.key(seed)
+  data = np.array(jax.random.key_data(jax.vmap(lambda e: jax.random.fold_in(key, e))(jnp.arange(n))))
+  data[:1] = jax.random.key_data(key)
+  return data
+
+
+def _is_key(x):
+  return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
 class _Row:
@@ -49,7 +106,7 @@ class _Row:
 
 
 class Engine:
-  """Greedy multi-turn decoding over `batch_size` rows of `max_length` tokens each."""
+  """Multi-turn decoding over `batch_size` rows of `max_length` tokens each."""
 
   def __init__(self, graphdef, params, tokenizer, batch_size=16, max_length=4096,
                feed_buckets=FEED_BUCKETS, decode_span=DECODE_SPAN):
@@ -63,21 +120,24 @@ class Engine:
   def __hash__(self):
     return id(self)
 
-  @functools.partial(jax.jit, static_argnums=(0,), donate_argnums=(2,))
-  def _feed(self, params, cache, prefix, row, tokens, positions, segments, index, last):
+  @functools.partial(jax.jit, static_argnums=(0,), static_argnames=("sampling",), donate_argnums=(2,))
+  def _feed(self, params, cache, prefix, row, tokens, positions, segments, index, last, key, sampling):
     """Feeds one row of the cache: tokens/positions/segments [1, C] go to slots index .. index + C
-    of row `row`; last: the chunk position of the final real token. Returns (greedy next token,
-    cache). One row at a time: a feed costs its own tokens, not a padded batch's."""
+    of row `row`; last: the chunk position of the final real token; key: the row's rng (raw).
+    Returns (next token, advanced key, cache). One row at a time: a feed costs its own tokens,
+    not a padded batch's."""
     model = nnx.merge(self.graphdef, params)
     own = {name: jax.lax.dynamic_slice_in_dim(c, row, 1, axis=1) for name, c in cache.items()}
     logits, own = model(tokens, positions, segments, dict(own, **prefix), index)
     cache = {name: jax.lax.dynamic_update_slice_in_dim(c, own[name], row, axis=1)
              for name, c in cache.items()}
-    return jnp.argmax(logits[0, last], axis=-1).astype(jnp.int32), cache
+    token, key = _draw(logits[0, last][None], key[None], sampling)
+    return token[0], key[0], cache
 
-  @functools.partial(jax.jit, static_argnums=(0, 8), donate_argnums=(2,))
-  def _decode(self, params, cache, prefix, tokens, positions, index, active, span):
-    """One token per row: tokens, positions, index, active [B]. Inactive rows write an empty slot.
+  @functools.partial(jax.jit, static_argnums=(0, 8), static_argnames=("sampling",), donate_argnums=(2,))
+  def _decode(self, params, cache, prefix, tokens, positions, index, active, span, keys, sampling):
+    """One token per row: tokens, positions, index, active [B]; keys: each row's rng (raw) [B, ...].
+    Returns (next tokens [B], advanced keys, cache). Inactive rows write an empty slot.
     Only the first `span` slots of each row (all its filled ones) are read and written: attention
     over the unfilled rest of the cache would cost as much again."""
     model = nnx.merge(self.graphdef, params)
@@ -86,7 +146,8 @@ class Engine:
     logits, own = model(tokens[:, None], positions[:, None], segment, dict(own, **prefix), index)
     cache = {name: jax.lax.dynamic_update_slice_in_dim(c, own[name], 0, axis=2)
              for name, c in cache.items()}
-    return jnp.argmax(logits[:, -1], axis=-1).astype(jnp.int32), cache
+    tokens, keys = _draw(logits[:, -1], keys, sampling)
+    return tokens, keys, cache
 
   def _prefix(self, prefix_ids):
     """The prefix's keys/values [layers, P, K, H], prefilled once with batch 1."""
@@ -97,15 +158,31 @@ class Engine:
     tokens[0, :len(prefix_ids)] = prefix_ids
     segments = (np.arange(length) < len(prefix_ids)).astype(np.int32)[None]
     positions = np.arange(length, dtype=np.int32)[None]
-    _, one = self._feed(self.params, one, {}, np.int32(0), tokens, positions, segments, np.int32(0),
-                        np.int32(n - 1))
+    _, _, one = self._feed(self.params, one, {}, np.int32(0), tokens, positions, segments, np.int32(0),
+                           np.int32(n - 1), episode_keys(0, 1)[0], sampling=GREEDY)
     return dict(prefix_k=one["k"][:, 0], prefix_v=one["v"][:, 0],
                 prefix_segments=one["segment_ids"][:, 0])
 
-  def run(self, prefix, episodes, progress=None):
+  def run(self, prefix, episodes, progress=None, **sampling):
     """Runs every episode to its end. prefix: text shared by all episodes (prefilled once).
-    progress: optional callable(n_finished) called as episodes end."""
+    progress: optional callable(n_finished) called as episodes end. sampling: see tokens()."""
+    for _ in self.tokens(prefix, episodes, progress, **sampling):
+      pass
+    return self.stats
+
+  def generate(self, prompts, stop=(), max_new_tokens=128, prefix="", progress=None, **sampling):
+    """One turn per prompt after the shared `prefix` -> completions, cut before the first stop
+    string (EOS and the stop string dropped; "" for an aborted episode)."""
+    episodes = [OneTurn(Turn(p, tuple(stop), max_new_tokens)) for p in prompts]
+    self.run(prefix, episodes, progress, **sampling)
+    return [e.completion for e in episodes]
+
+  def tokens(self, prefix, episodes, progress=None, temperature=0.0, top_k=0, top_p=1.0, seed=0):
+    """run() as a generator: yields (episode, token id) as each row takes a generated token (EOS
+    included), before the engine acts on it. temperature 0 is greedy; otherwise tokens are drawn
+    with top_k / top_p, episode e from the chain starting at episode_keys(seed)[e]."""
     tok = self.tokenizer
+    sampling = (float(temperature), int(top_k), float(top_p))
     prefix_ids = tok.encode(prefix) if prefix else []
     if len(prefix_ids) + 1 >= self.max_length:
       raise ValueError(f"prefix is {len(prefix_ids)} tokens; the engine holds {self.max_length}")
@@ -118,8 +195,11 @@ class Engine:
     # any row's index stays inside the cache (no clamping).
     cache_slots = -(-room // 256) * 256 + max(self.feed_buckets)
     cache = init_cache(self.cfg, batch, cache_slots)
-    queue = iter(episodes)
+    queue = iter(enumerate(episodes))
+    greedy = sampling[0] <= 0
+    starts = np.zeros((len(episodes), 2), np.uint32) if greedy else episode_keys(seed, max(len(episodes), 1))
     rows = [_Row() for _ in range(batch)]
+    keys = np.zeros((batch,) + starts.shape[1:], starts.dtype)  # each row's rng chain (raw)
     next_token = np.zeros(batch, np.int32)
     finished = 0
 
@@ -136,8 +216,8 @@ class Engine:
         if progress:
           progress(finished)
       row.episode, row.pending, row.generated, row.turn = None, [], [], None
-      for episode in queue:
-        row.episode, row.length = episode, 0
+      for e, episode in queue:
+        row.episode, row.length, keys[i] = episode, 0, starts[e]
         start_turn(row, episode.start())
         if row.pending:
           return
@@ -152,7 +232,7 @@ class Engine:
       #    length-bucketed chunks.
       for i, r in enumerate(rows):
         while r.pending:
-          chunk = _bucket(len(r.pending), self.feed_buckets)
+          chunk = bucket(min(len(r.pending), max(self.feed_buckets)), self.feed_buckets)
           n = min(len(r.pending), chunk)
           if r.length + n >= room:
             r.episode.abort(f"context full ({self.max_length} tokens)")
@@ -162,10 +242,13 @@ class Engine:
           tokens[0, :n], r.pending = r.pending[:n], r.pending[n:]
           segments = (np.arange(chunk) < n).astype(np.int32)[None]
           positions = (base + r.length + np.arange(chunk, dtype=np.int32))[None]
-          out, cache = self._feed(self.params, cache, prefix, np.int32(i), tokens, positions, segments,
-                                  np.int32(r.length), np.int32(n - 1))
+          out, key, cache = self._feed(self.params, cache, prefix, np.int32(i), tokens, positions,
+                                       segments, np.int32(r.length), np.int32(n - 1), keys[i],
+                                       sampling=sampling)
           r.length += n
           next_token[i] = int(out)
+          if not r.pending:  # only the draw after a row's last chunk is used
+            keys[i] = np.asarray(key)
           self.stats["feed_calls"] += 1
           self.stats["fed_tokens"] += n
       # 2. Decode one token for every generating row; rows that stop hand over to their episode.
@@ -174,6 +257,7 @@ class Engine:
         continue
       for i, r in enumerate(rows):
         if active[i]:
+          yield r.episode, int(next_token[i])
           self._accept(r, int(next_token[i]), i, start_turn, refill, room)
       active = np.array([r.episode is not None and not r.pending for r in rows])
       if not active.any():
@@ -182,16 +266,17 @@ class Engine:
       index = np.array([r.length if r.episode is not None else 0 for r in rows], np.int32)
       tokens = np.where(active, next_token, 0).astype(np.int32)
       span = min(-(-(int(index.max()) + 1) // self.decode_span) * self.decode_span, cache_slots)
-      out, cache = self._decode(self.params, cache, prefix, tokens, base + index, index, active, span)
+      out, new_keys, cache = self._decode(self.params, cache, prefix, tokens, base + index, index,
+                                          active, span, keys, sampling=sampling)
       self.stats["decode_steps"] += 1
       for i, r in enumerate(rows):
         if active[i]:
           r.length += 1
       next_token = np.asarray(out).copy()
-    return self.stats
+      keys = np.where(active.reshape((-1,) + (1,) * (keys.ndim - 1)), np.asarray(new_keys), keys)
 
   def _accept(self, row, token, i, start_turn, refill, room):
-    """Takes a row's next greedy token (not yet in the cache); ends the turn on EOS, a stop
+    """Takes a row's next token (not yet in the cache); ends the turn on EOS, a stop
     string, the turn's budget or a full context."""
     tok, turn = self.tokenizer, row.turn
     if token != tok.eos_id:
@@ -233,3 +318,19 @@ class Engine:
         return k, text[len(head):]
       k -= 1
     return 0, text
+
+
+class OneTurn:
+  """A single-turn episode: prompt in, completion out."""
+
+  def __init__(self, turn):
+    self.turn, self.completion = turn, ""
+
+  def start(self):
+    return self.turn
+
+  def step(self, completion):
+    self.completion = completion
+
+  def abort(self, reason):
+    self.completion = ""

@@ -232,7 +232,8 @@ class MLP(nnx.Module):
   SPECS = dict(gate="bte,ef->btf", up="bte,ef->btf", down="btf,fe->bte")
 
   def __call__(self, x, rng=None):
-    hidden = jax.nn.silu(project(self, "gate", self.SPECS["gate"], x, rng)) * project(self, "up", self.SPECS["up"], x, rng)
+    gate = project(self, "gate", self.SPECS["gate"], x, rng)
+    hidden = jax.nn.silu(gate) * project(self, "up", self.SPECS["up"], x, rng)
     hidden = constrain(hidden, ("batch", "length", "mlp"))
     return project(self, "down", self.SPECS["down"], hidden, rng)
 

@@ -16,14 +16,14 @@ import os
 
 import numpy as np
 
-from configs import common
+from models.config import model_config
 
 SUPPORTED_GGUF_ARCHITECTURES = ("llama",)
 
 
 def _model_config(**fields):
   # Inference on imported models: float32, no remat; attention is ours (einsum).
-  return common.model_config(block="llama", remat="none", scan_layers=True, **fields)
+  return model_config(block="llama", remat="none", scan_layers=True, **fields)
 
 
 def config_from_hf(hf):
@@ -73,7 +73,7 @@ def params_from_torch_layout(get, cfg):
 
 def load_hf(directory):
   """(model ConfigDict, params) from a Hugging Face LLaMA directory (safetensors only)."""
-  from safetensors.numpy import load_file  # pylint: disable=import-outside-toplevel
+  from safetensors.numpy import load_file
   config_path = os.path.join(directory, "config.json")
   if not os.path.isfile(config_path):
     raise FileNotFoundError(f"{directory} has no config.json; not a Hugging Face model directory")
@@ -136,7 +136,7 @@ _GGUF_NAMES = {
 
 def load_gguf(path):
   """(model ConfigDict, params, gguf.GGUFReader) from a llama.cpp GGUF file."""
-  import gguf  # pylint: disable=import-outside-toplevel
+  import gguf
   if not os.path.isfile(path):
     raise FileNotFoundError(f"GGUF file {path} does not exist")
   try:

@@ -14,6 +14,23 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 _CONTEXT = threading.local()
 
+# Logical axis name -> mesh axes. Changing the parallelism is editing this table (a config's
+# `logical_axis_rules`) or `mesh`.
+# A mesh axis that does not divide a dimension is dropped for that array (it is replicated).
+DEFAULT_RULES = (
+    ("batch", ("data", "fsdp")),  # activations and inputs: data parallel over data x fsdp
+    ("length", None),
+    ("embed", "fsdp"),  # parameters: ZeRO-3 style sharding of the model dim
+    ("act_embed", None),  # the model dim of activations stays whole
+    ("mlp", "tensor"),  # Megatron column/row split of the MLP
+    ("heads", "tensor"),
+    ("kv_heads", "tensor"),
+    ("head_dim", None),
+    ("vocab", "tensor"),
+    ("layers", None),  # the scanned layer axis
+    ("lora_rank", None),  # adapters are small: their rank axis is never split
+)
+
 
 def spec_for(names, shape, rules, mesh_shape):
   """PartitionSpec for an array of `shape` whose axes are called `names`.

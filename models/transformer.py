@@ -91,7 +91,7 @@ class Decoder(nnx.Module):
     new_caches = []
     for i, block in enumerate(self.layers):
       graphdef, layer_params = nnx.split(block)
-      layer_cache = None if cache is None else jax.tree.map(lambda c: c[i], cache)
+      layer_cache = None if cache is None else jax.tree.map(lambda c: c[i], cache)  # noqa: B023
       x, layer_cache = apply(graphdef, x, layer_params, layer_cache, None if rng is None else layer_rngs[i])
       new_caches.append(layer_cache)
     if cache is None:

@@ -8,10 +8,10 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                            " --xla_force_host_platform_device_count=8").strip()
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo root
 
-import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
-import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
+import numpy as np
+import pytest
 
-from configs import common  # pylint: disable=g-import-not-at-top,wrong-import-position
+from training import config as config_lib
 
 _WORDS = ("the", "king", "queen", "sword", "night", "fair", "ever", "crown", "naïve", "café",
           "Straße", "ship", "sea", "whale", "小さな", "light", "love", "war", "peace", "  gap")
@@ -28,7 +28,7 @@ def _write_corpus(directory):
 
 
 def _tiny_config(corpus_dir):
-  c = common.base_config()
+  c = config_lib.base_config()
   c.data.data_dir = str(corpus_dir)
   c.data.path = ("*.txt",)
   c.data.chunk_chars = 300  # ~7 lines: several rows per chunk at seq_len 32
@@ -53,7 +53,7 @@ def tiny_config(corpus_dir):
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer(corpus_dir, tmp_path_factory):
-  from input_pipeline import tokenizer as tokenizer_lib  # pylint: disable=g-import-not-at-top
+  from input_pipeline import tokenizer as tokenizer_lib
   c = _tiny_config(corpus_dir)
   return tokenizer_lib.get_tokenizer(c.data, vocab_size=c.model.vocab_size,
                                      workdir=str(tmp_path_factory.mktemp("workdir")))

@@ -17,7 +17,7 @@ from eval import data
 from eval.react import stores
 from input_pipeline import sft
 from models import decode
-from training import workdir
+from training import model_source
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HI = sft.prompt_text([("user", "Hi there")], "chatml")
@@ -27,9 +27,9 @@ HI = sft.prompt_text([("user", "Hi there")], "chatml")
 def tiny_chat_model(tmp_path_factory):
   """A random 2-layer LLaMA as a Hugging Face directory; its tokenizer is one token per byte plus
   <|im_start|> (256) and <|im_end|> (257, EOS), so multi-byte characters span tokens."""
-  from safetensors.numpy import save_file  # pylint: disable=import-outside-toplevel
-  import tokenizers  # pylint: disable=import-outside-toplevel
-  from tokenizers import decoders, models, pre_tokenizers  # pylint: disable=import-outside-toplevel
+  from safetensors.numpy import save_file
+  import tokenizers
+  from tokenizers import decoders, models, pre_tokenizers
   directory = tmp_path_factory.mktemp("tiny_chat")
   alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
   tok = tokenizers.Tokenizer(models.BPE(vocab={c: i for i, c in enumerate(alphabet)}, merges=[]))
@@ -65,14 +65,14 @@ def tiny_chat_model(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def sampler(tiny_chat_model):
-  config, graphdef, params, tokenizer = workdir.load(tiny_chat_model)
+  config, graphdef, params, tokenizer = model_source.load(tiny_chat_model)
   assert sft.model_template(config, tokenizer) == "chatml" and tokenizer.eos_id == 257
   return decode.Sampler(graphdef, params, tokenizer)
 
 
 def _script(sampler, monkeypatch, ids):
   """Makes the sampler 'sample' exactly `ids`, one per step."""
-  monkeypatch.setattr(sampler, "_tokens", lambda *args: (np.array([i]) for i in ids))
+  monkeypatch.setattr(sampler, "_tokens", lambda *args: iter(ids))
 
 
 # ---- Sampler.stream ----------------------------------------------------------------------------

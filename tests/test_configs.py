@@ -2,7 +2,8 @@
 
 import pytest
 
-from configs import common, dpo, llama, palm, ppo, reward, sft
+from configs import dpo, llama, palm, ppo, reward, sft
+from training import config as config_lib
 from training import config_check
 
 PRESETS = [(llama, v) for v in ("tiny", "shakespeare", "gpt2s", "7b", "13b", "33b", "65b")] + [
@@ -39,7 +40,7 @@ def test_config_args():
     llama.get_config("size=7b")
   with pytest.raises(ValueError, match="unknown variant 'huge'"):
     palm.get_config("huge")
-  assert common.load_config("configs/llama.py:7b").model.embed_dim == 4096
+  assert config_lib.load_config("configs/llama.py:7b").model.embed_dim == 4096
 
 
 @pytest.mark.parametrize("field,value,message", [
@@ -62,20 +63,23 @@ def test_bad_fields_are_named(field, value, message):
 
 
 def test_benchmark_evals_are_checked_before_training():
+  """train.py runs eval/suite.py's check of config.evals.tasks before anything compiles."""
+  from eval import suite
   c = llama.get_config("tiny")
   c.evals.tasks = ("arc_easy", "hotpotqa/react")
   config_check.check(c, device_count=1)
+  suite.check_specs(c.evals.tasks)
   c.evals.tasks = ("arc_easy", "hellaswagg")
   with pytest.raises(config_check.ConfigError, match="evals.tasks: unknown task 'hellaswagg'"):
-    config_check.check(c, device_count=1)
+    suite.check_specs(c.evals.tasks)
   c.evals.tasks = ("hotpotqa",)
   with pytest.raises(config_check.ConfigError, match="need a mode"):
-    config_check.check(c, device_count=1)
+    suite.check_specs(c.evals.tasks)
 
 
 def test_eval_configs():
-  from configs import eval as eval_configs  # pylint: disable=import-outside-toplevel
-  from eval import suite  # pylint: disable=import-outside-toplevel
+  from configs import eval as eval_configs
+  from eval import suite
   for variant in ("smollm2", "smollm2_full", "workdir", "fireact", "smoke"):
     for spec in eval_configs.get_config(variant).tasks:
       suite.parse(spec)

@@ -55,7 +55,7 @@ def test_two_cpu_processes_share_collectives(tmp_path):
     finally:
       if proc.poll() is None:
         proc.kill()
-    lines = [l for l in out.splitlines() if l.startswith("RESULT ")]
+    lines = [l for l in out.splitlines() if l.startswith("RESULT ")]  # noqa: E741
     assert proc.returncode == 0 and lines, out[-3000:]
     results.append(json.loads(lines[-1][len("RESULT "):]))
   want = sum(range(8))

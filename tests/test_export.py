@@ -14,12 +14,13 @@ import jax
 import numpy as np
 import pytest
 
-from configs import common
+from models.config import model_config
+from training import config as config_lib
 from export import gguf_file, hf, onnx_graph, quant, tokenizer_json, weights as weights_lib
 from export.exporter import export as run_export
 from export.parity import jax_greedy, reference_params
 from models import llama_import, transformer
-from training import workdir
+from training import model_source
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOGIT_TOL = 2e-4  # float32, different op order (einsum vs MatMul/Gemm); logits are O(1-10)
@@ -27,11 +28,11 @@ PROMPTS = ("The king said to the queen", "doc 3 line 7: the sea", "café Straße
 
 
 def _config(**model):
-  c = common.base_config()
+  c = config_lib.base_config()
   c.seq_len = 64
   fields = dict(vocab_size=400, num_layers=2, embed_dim=64, num_heads=4, num_kv_heads=2,
                 head_dim=16, mlp_dim=128, init_std=0.5)
-  c.model = common.model_config(**{**fields, **model})
+  c.model = model_config(**{**fields, **model})
   return c
 
 
@@ -108,9 +109,9 @@ def test_hf_export_runs_in_transformers(tmp_path, tiny_tokenizer):
                                  output_logits=True, return_dict_in_generate=True,
                                  pad_token_id=0, eos_token_id=None)
     got = generated.sequences[0, len(ids):].tolist()
-    _assert_same(got, [l[0].numpy() for l in generated.logits], want_tokens, want_logits)
+    _assert_same(got, [l[0].numpy() for l in generated.logits], want_tokens, want_logits)  # noqa: E741
   # Our importer reads the export back to the same weights.
-  _, _, again, _ = workdir.load(out)
+  _, _, again, _ = model_source.load(out)
   jax.tree.map(np.testing.assert_array_equal, jax.tree.map(np.asarray, again), params)
 
 
@@ -155,7 +156,7 @@ def test_gguf_rotary_permutation_matches_llama_cpp_convention():
   pq, pk = gguf_file.permute_rotary(wq, heads), gguf_file.permute_rotary(wk, heads)
   theirs = np.einsum("nh,nh->n", _rope_interleaved(per_head(pq, x_q), 5), _rope_interleaved(per_head(pk, x_k), 2))
   np.testing.assert_allclose(theirs, ours, rtol=1e-10)
-  np.testing.assert_array_equal(llama_import._unpermute_rotary(pq, heads), wq)  # pylint: disable=protected-access
+  np.testing.assert_array_equal(llama_import._unpermute_rotary(pq, heads), wq)
 
 
 @pytest.mark.parametrize("weight_type", quant.GGUF_TYPES)
@@ -174,7 +175,7 @@ def test_gguf_export_reads_back(tmp_path, tiny_tokenizer, weight_type):
   assert types["blk.0.ffn_down.weight"] == weight_type.upper()
   if weight_type == "q4_0":  # tied: the embedding is the output projection, kept at 8 bits
     assert types["token_embd.weight"] == "Q8_0"
-  loaded_config, _, loaded, tok = workdir.load(path)
+  loaded_config, _, loaded, tok = model_source.load(path)
   assert tok.encode(PROMPTS[2]) == tiny_tokenizer.encode(PROMPTS[2])
   reference = reference_params(cfg, params, weight_type)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(np.asarray(a), b, atol=1e-6), loaded, reference)
@@ -219,7 +220,7 @@ def test_cli_refuses_unknown_format_and_damaged_files(tmp_path):
   bad = tmp_path / "bad.gguf"
   bad.write_bytes(b"GGUF" + os.urandom(64))
   with pytest.raises(ValueError, match="bad.gguf: not a readable GGUF file"):
-    workdir.load(str(bad))
+    model_source.load(str(bad))
 
 
 def test_cli_exports_every_format_from_a_hf_directory(tmp_path, tiny_tokenizer):
@@ -240,7 +241,7 @@ def test_cli_exports_every_format_from_a_hf_directory(tmp_path, tiny_tokenizer):
   tokens = onnx_graph.greedy(onnx_graph.session(os.path.join(written["web"], "model-f32.onnx")),
                              config.model, ids, 5)[0]
   assert tokens == jax_greedy(config.model, params, ids, 5)[0]
-  _, _, _, gguf_tok = workdir.load(written["gguf-q8_0"])  # the vocabulary survives hf -> gguf
+  _, _, _, gguf_tok = model_source.load(written["gguf-q8_0"])  # the vocabulary survives hf -> gguf
   for text in PROMPTS:
     assert gguf_tok.encode(text) == tiny_tokenizer.encode(text)
 
@@ -255,7 +256,7 @@ SMOL_PROMPTS = ("The capital of France is",
 @pytest.fixture(scope="module")
 def smollm2():
   try:
-    return workdir.load("smollm2-135m-instruct")
+    return model_source.load("smollm2-135m-instruct")
   except FileNotFoundError as e:
     pytest.skip(str(e))
 
@@ -290,7 +291,7 @@ def test_smollm2_exports_give_jax_greedy_tokens(tmp_path, smollm2):
                            eos_token_id=None, pad_token_id=0)[0, len(row):].tolist()
     assert got == jax_greedy(cfg, params, row, new)[0]
   path = gguf_file.write(config, params, tok, str(tmp_path / "m.gguf"), "q8_0")
-  loaded_config, _, loaded, loaded_tok = workdir.load(path)
+  loaded_config, _, loaded, loaded_tok = model_source.load(path)
   import gguf
   original = gguf.GGUFReader(config.source.path)
   exported = gguf.GGUFReader(path)

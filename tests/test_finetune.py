@@ -18,9 +18,10 @@ import pytest
 from flax import nnx
 
 import test_train
-from configs import common
+from models.config import model_config
 from models import transformer
-from training import checkpoint, config_check, mesh as mesh_lib, ppo, state as train_state, workdir as workdir_lib
+from training import checkpoint, config as config_lib, config_check, mesh as mesh_lib, model_source
+from training import state as train_state
 
 TINY_MODEL = dict(vocab_size=64, num_layers=2, embed_dim=32, num_heads=4, num_kv_heads=2, head_dim=8, mlp_dim=48)
 ALL_TARGETS = ("wq", "wk", "wv", "wo", "gate", "up", "down")
@@ -31,8 +32,8 @@ ALL_TARGETS = ("wq", "wk", "wv", "wo", "gate", "up", "down")
 
 @pytest.mark.parametrize("scan", [True, False])
 def test_lora_zero_init_keeps_logits_and_merge_equals_adapters(scan):
-  base_cfg = common.model_config(**TINY_MODEL, scan_layers=scan)
-  cfg = common.model_config(**TINY_MODEL, scan_layers=scan, lora_rank=4, lora_alpha=8.0, lora_targets=ALL_TARGETS)
+  base_cfg = model_config(**TINY_MODEL, scan_layers=scan)
+  cfg = model_config(**TINY_MODEL, scan_layers=scan, lora_rank=4, lora_alpha=8.0, lora_targets=ALL_TARGETS)
   base = transformer.init_params(base_cfg, 0)
   fresh = train_state.overlay(transformer.init_params(cfg, 1), base)
   tokens = jnp.arange(24).reshape(2, 12) % 64
@@ -52,7 +53,7 @@ def test_lora_zero_init_keeps_logits_and_merge_equals_adapters(scan):
 
 
 def test_lora_dropout_only_with_a_key():
-  cfg = common.model_config(**TINY_MODEL, lora_rank=4, lora_dropout=0.5)
+  cfg = model_config(**TINY_MODEL, lora_rank=4, lora_dropout=0.5)
   params = jax.tree_util.tree_map_with_path(
       lambda path, x: x + 0.1 if transformer.is_adapter(path) else x, transformer.init_params(cfg, 0))
   model = nnx.merge(transformer.split_model(transformer.abstract_model(cfg))[0], params)
@@ -85,7 +86,8 @@ def test_lora_step_trains_and_stores_only_adapters(tiny_config):
   for _ in range(2):
     state, metrics = setup.step(state, batch, frozen)
   assert np.isfinite(float(metrics["loss"]))
-  changed = [not np.array_equal(a, np.asarray(b)) for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(state["params"]))]
+  changed = [not np.array_equal(a, np.asarray(b))
+             for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(state["params"]))]
   assert any(changed)
   base_now = train_state.partition(c.model, train_state.overlay(transformer.init_params(c.model, 0), source))[1]
   for x, y in zip(jax.tree.leaves(frozen["base"]), jax.tree.leaves(base_now)):
@@ -151,7 +153,7 @@ def test_sft_lora_run_skips_bad_rows_and_saves_only_adapters(stage_files, tmp_pa
     assert counted in result.stdout, result.stdout
   logged = records(workdir)
   assert any("eval_loss" in r for r in logged) and all(np.isfinite(r["loss"]) for r in logged if "loss" in r)
-  config = workdir_lib.read_config(str(workdir))
+  config = config_lib.read_config(str(workdir))
   assert config.finetune.template == "alpaca" and config.model.lora_rank == 4  # saved with the run
   mesh = mesh_lib.make_mesh(dict(data=1, fsdp=1, tensor=1), jax.devices()[:1])
   abstract = train_state.abstract_state(config, mesh)[4]
@@ -161,10 +163,10 @@ def test_sft_lora_run_skips_bad_rows_and_saves_only_adapters(stage_files, tmp_pa
   finally:
     stored.close()
   assert all("_lora" in jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0])
-  # workdir.load folds the adapters into the base: a plain model, different from the base.
-  loaded_cfg, graphdef, merged, tokenizer = workdir_lib.load(str(workdir))
+  # model_source.load folds the adapters into the base: a plain model, different from the base.
+  loaded_cfg, graphdef, merged, tokenizer = model_source.load(str(workdir))
   assert loaded_cfg.model.lora_rank == 0 and tokenizer.vocab_size == 400
-  _, base_graphdef, base_params, _ = workdir_lib.load(stage_files["base"])
+  _, base_graphdef, base_params, _ = model_source.load(stage_files["base"])
   tokens = jnp.arange(10)[None] + 5
   diff = nnx.merge(graphdef, merged)(tokens)[0] - nnx.merge(base_graphdef, base_params)(tokens)[0]
   assert float(jnp.max(jnp.abs(diff))) > 1e-4
@@ -175,7 +177,7 @@ def test_reward_model_run_reports_held_out_accuracy(reward_workdir):
   assert "pairwise accuracy" in stdout and "'identical chosen and rejected': 1" in stdout, stdout
   final = [r for r in records(workdir) if "eval_accuracy" in r][-1]
   assert 0.0 <= final["eval_accuracy"] <= 1.0 and np.isfinite(final["eval_loss"])
-  _, graphdef, params, _ = workdir_lib.load(workdir)
+  _, graphdef, params, _ = model_source.load(workdir)
   assert nnx.merge(graphdef, params).cfg.score_head
 
 
@@ -233,8 +235,8 @@ def test_reward_model_with_another_tokenizer_is_refused(tiny_tokenizer):
     vocab_size, eos_id = tiny_tokenizer.vocab_size + 1, tiny_tokenizer.eos_id
     encode = staticmethod(lambda text: [1, 2, 3])
   with pytest.raises(ValueError, match="does not match the policy's"):
-    ppo.check_same_tokenizer(tiny_tokenizer, Other(), "config.reward_model 'rm'")
-  ppo.check_same_tokenizer(tiny_tokenizer, tiny_tokenizer, "same")
+    model_source.check_same_tokenizer(tiny_tokenizer, Other(), "config.reward_model 'rm'")
+  model_source.check_same_tokenizer(tiny_tokenizer, tiny_tokenizer, "same")
 
 
 @pytest.mark.parametrize("spec, overrides, message", [
@@ -245,7 +247,7 @@ def test_reward_model_with_another_tokenizer_is_refused(tiny_tokenizer):
     ("reward.py:tiny_hh", {"finetune.pairs_format": "csv"}, "finetune.pairs_format"),
 ])
 def test_bad_finetune_configs_name_the_field(spec, overrides, message):
-  config = common.load_config(f"configs/{spec}")
+  config = config_lib.load_config(f"configs/{spec}")
   if spec.startswith("sft"):
     config.model.lora_rank = 4
   for key, value in overrides.items():

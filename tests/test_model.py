@@ -67,7 +67,7 @@ def test_gradients_through_remat_match():
   for remat in ("none", "full", "save_dots"):
     cfg = tiny(remat=remat)
     graphdef, params = build(cfg)
-    grads.append(jax.grad(lambda p: forward(cfg, p, graphdef, tokens).mean())(params))
+    grads.append(jax.grad(lambda p: forward(cfg, p, graphdef, tokens).mean())(params))  # noqa: B023
   for g in grads[1:]:
     jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, atol=1e-6), grads[0], g)
 

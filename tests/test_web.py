@@ -21,6 +21,9 @@ import sys
 
 import pytest
 
+from models.config import model_config
+from training import config as config_lib
+
 import web_fixtures  # tests/web_fixtures.py: the ReAct question and Python's trajectory for it
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -107,17 +110,17 @@ def _tokenizer_fixture(tok, tokenizer_path, name, out_path):
 
 def _smollm2_tokenizer():
   """SmolLM2's byte-level BPE tokenizer (read from its GGUF; no weights loaded)."""
-  import gguf  # pylint: disable=import-outside-toplevel
-  from input_pipeline import hf_tokenizer  # pylint: disable=import-outside-toplevel
-  from training import workdir  # pylint: disable=import-outside-toplevel
-  _, path = workdir.resolve(MODEL)
+  import gguf
+  from input_pipeline import hf_tokenizer
+  from training import model_source
+  _, path = model_source.resolve(MODEL)
   return hf_tokenizer.HFTokenizer.from_gguf(gguf.GGUFReader(path), path)
 
 
 def test_javascript_units_and_tokenizer_parity(node, tmp_path, tiny_tokenizer):
   """node --test on the page's unit tests, with encode/decode fixtures from Python `tokenizers`
   for both tokenizer kinds: byte-level BPE (SmolLM2) and SentencePiece-style BPE (ours)."""
-  from export import tokenizer_json  # pylint: disable=import-outside-toplevel
+  from export import tokenizer_json
   fixtures = []
   for name, tok in (("byte-level BPE (SmolLM2)", tokenizer_json.to_tokenizers(_smollm2_tokenizer())),
                     ("SentencePiece BPE (ours)", tokenizer_json.from_sentencepiece(tiny_tokenizer))):
@@ -175,11 +178,11 @@ def _run_page(node, url, cases, tmp_path, query="device=wasm", timeout_s=400):
 
 def _jax_greedy(prompts, n):
   """(prompt ids, n greedy ids per prompt) from our JAX model and Sampler, EOS not stopping."""
-  from models import decode  # pylint: disable=import-outside-toplevel
-  from training import workdir  # pylint: disable=import-outside-toplevel
-  _, graphdef, params, tokenizer = workdir.load(MODEL)
+  from models import decode
+  from training import model_source
+  _, graphdef, params, tokenizer = model_source.load(MODEL)
   sampler = decode.Sampler(graphdef, params, tokenizer)
-  steps = list(sampler._tokens(list(prompts), n, 0.0, 0, 1.0, 0))  # pylint: disable=protected-access
+  steps = list(sampler._tokens(list(prompts), n, 0.0, 0, 1.0, 0))
   return [tokenizer.encode(p) for p in prompts], [[int(s[row]) for s in steps] for row in range(len(prompts))]
 
 
@@ -187,7 +190,7 @@ def _jax_greedy(prompts, n):
 def test_page_runs_smollm2_in_chromium(browser_node, tmp_path):
   """One export (f32) and one browser session: parity, ReAct, screenshot, tokens/s, no outside
   requests. Failures are gathered so one broken case does not hide the others."""
-  from export import docs  # pylint: disable=import-outside-toplevel
+  from export import search_index
   out = tmp_path / "export"
   export = subprocess.run([sys.executable, "-m", "export", f"--model={MODEL}", "--format=web",
                            f"--out={out}", "--web_variants=f32", "--docs="], cwd=REPO,
@@ -195,7 +198,7 @@ def test_page_runs_smollm2_in_chromium(browser_node, tmp_path):
   assert export.returncode == 0, export.stderr[-3000:]
   manifest = json.loads((out / "web" / "manifest.json").read_text())
   # The page's agent then runs the episode Python's did for web_fixtures.REACT_TRAJECTORY.
-  assert manifest["react"] == docs.react_section(**web_fixtures.REACT_SECTION)
+  assert manifest["react"] == search_index.react_section(**web_fixtures.REACT_SECTION)
   prompt_ids, expected = _jax_greedy(PARITY_PROMPTS, PARITY_TOKENS)
   screenshot = tmp_path / "page.png"
   with _Server(out / "web") as server:
@@ -269,21 +272,20 @@ def test_page_runs_our_own_model_format(browser_node, tmp_path, tiny_tokenizer):
   tokenizer (byte fallback) and plain-text template. The page encodes text as Python does and its
   greedy ids equal JAX's; a ReAct episode with the bundle's docs.json (search, lookup) runs to the
   trajectory Python's agent gives, through several steps of KV-cache reuse."""
-  import jax  # pylint: disable=import-outside-toplevel
-  import numpy as np  # pylint: disable=import-outside-toplevel
-  from configs import common  # pylint: disable=import-outside-toplevel
-  from eval import lm as eval_lm  # pylint: disable=import-outside-toplevel
-  from eval import data  # pylint: disable=import-outside-toplevel
-  from eval.react import stores  # pylint: disable=import-outside-toplevel
-  from export import tokenizer_json, web_bundle  # pylint: disable=import-outside-toplevel
-  from input_pipeline import hf_tokenizer  # pylint: disable=import-outside-toplevel
-  from models import decode, transformer  # pylint: disable=import-outside-toplevel
+  import jax
+  import numpy as np
+  from eval import lm as eval_lm
+  from eval import data
+  from eval.react import stores
+  from export import tokenizer_json, web_bundle
+  from input_pipeline import hf_tokenizer
+  from models import decode, transformer
   try:
     data.data_dir()  # docs.json is built from HotpotQA paragraphs in the data dir
   except FileNotFoundError:
     pytest.skip("eval data dir not found")
-  config = common.base_config()
-  config.model = common.model_config(vocab_size=400, num_layers=2, embed_dim=64, num_heads=4,
+  config = config_lib.base_config()
+  config.model = model_config(vocab_size=400, num_layers=2, embed_dim=64, num_heads=4,
                                      num_kv_heads=2, head_dim=16, mlp_dim=128, init_std=0.5)
   params = jax.tree.map(np.asarray, transformer.init_params(config.model, 0))
   graphdef, _ = transformer.split_model(transformer.abstract_model(config.model))
@@ -297,7 +299,7 @@ def test_page_runs_our_own_model_format(browser_node, tmp_path, tiny_tokenizer):
 
   prompts = ("The king said to the queen", "café Straße 小さな 🌊")  # the emoji: byte pieces
   sampler = decode.Sampler(graphdef, params, tiny_tokenizer)
-  steps = list(sampler._tokens(list(prompts), 12, 0.0, 0, 1.0, 0))  # pylint: disable=protected-access
+  steps = list(sampler._tokens(list(prompts), 12, 0.0, 0, 1.0, 0))
   expected = [[int(s[row]) for s in steps] for row in range(len(prompts))]
   # Python's agent with the tokenizer.json the page reads: a random model writes invalid UTF-8
   # byte runs, which `tokenizers` and SentencePiece decode differently (U+FFFD per byte of the
@@ -368,7 +370,7 @@ def _bad_bundles(root, tokenizer):
 def test_page_shows_clear_errors_for_bad_bundles(browser_node, tmp_path, tiny_tokenizer):
   """A truncated, corrupt, oversized, unparseable or missing model file (or manifest): the page's
   error box says what is wrong within 30 s, and the page never hangs."""
-  from export import tokenizer_json  # pylint: disable=import-outside-toplevel
+  from export import tokenizer_json
   root = tmp_path / "bundles"
   root.mkdir()
   (root / "manifest.json").write_text("{}")  # serve.py wants one at the top; not a bundle

@@ -3,8 +3,8 @@
 pytest writes fixtures from eval/react (calculator observations over a wide expression list,
 search / lookup sessions, Episodes run on scripted completions) and `node --test` checks that the
 JS gives exactly the same (web/tests/unit/{calculator,docstore,react}.test.mjs). Without node
-those tests are skipped, and fail under CI=1. export/docs.py (the react section and docs.json)
-is tested here directly.
+those tests are skipped, and fail under CI=1. export/search_index.py (the react section and
+docs.json) is tested here directly.
 """
 
 import json
@@ -18,7 +18,7 @@ import pytest
 
 from eval import data
 from eval.react import agent, calculator, docstore, prompts, stores, tools
-from export import docs
+from export import search_index
 import test_react_tools
 import web_fixtures
 
@@ -226,15 +226,15 @@ def _hotpotqa_queries(root, first, last):
 
 def test_docstore_matches_python(tmp_path):
   store = docstore.DocStore(_PAGES)
-  index = docs.store_index(store, "test pages")
+  index = search_index.store_index(store, "test pages")
   stores_fixture = [dict(spec="test pages", index=index, sessions=_sessions(store, _QUERIES))]
   empty = docstore.DocStore({})
-  stores_fixture.append(dict(spec="empty", index=docs.store_index(empty),
+  stores_fixture.append(dict(spec="empty", index=search_index.store_index(empty),
                              sessions=_sessions(empty, ["X", ""])))
   root = _data_dir()
   if root is not None:  # a real collection: BM25 ranking over 100 pages
     real, _ = stores.load_spec("distractor:0-9", data.data_dir())
-    stores_fixture.append(dict(spec="distractor:0-9", index=docs.docs_index("distractor:0-9"),
+    stores_fixture.append(dict(spec="distractor:0-9", index=search_index.docs_index("distractor:0-9"),
                                sessions=_sessions(real, _hotpotqa_queries(root, 0, 9))))
   fixtures = {"docstore": {
       "normalise": dict(index=index, titles=[[t, docstore.normalise_title(t)] for t in _NORMALISE]),
@@ -249,10 +249,10 @@ def test_docstore_matches_python(tmp_path):
 
 def _react_cases():
   """(name, section, question, completions, abort_at): search and lookup read the test pages."""
-  gsm8k = docs.react_section()
-  with_docs = docs.react_section(docs="distractor:0")
-  act = docs.react_section(mode="act")
-  fireact = docs.react_section(mode="fireact", template="chatml", system="Use the tools.",
+  gsm8k = search_index.react_section()
+  with_docs = search_index.react_section(docs="distractor:0")
+  act = search_index.react_section(mode="act")
+  fireact = search_index.react_section(mode="fireact", template="chatml", system="Use the tools.",
                                docs="distractor:0")
   cases = [
       ("react: calculate then finish", gsm8k, "What is 1234 * 5678?",
@@ -284,15 +284,15 @@ def _react_cases():
        ["Thought: again\nAction: calculate[1]"] * 8, None),
   ]
   for mode in ("standard", "cot"):
-    section = docs.react_section(mode=mode)
+    section = search_index.react_section(mode=mode)
     cases += [(f"{mode}: an answer", section, "What is 6 * 7?",
                [" Six sevens. Answer: 42\nAnswer: 43 \nmore"], None),
               (f"{mode}: no answer", section, "What is 6 * 7?", [" \n"], None)]
   cases.append(("react: the browser test's question, as SmolLM2 answered it",
-                docs.react_section(**web_fixtures.REACT_SECTION), web_fixtures.REACT_QUESTION,
+                search_index.react_section(**web_fixtures.REACT_SECTION), web_fixtures.REACT_QUESTION,
                 [t["completion"] for t in web_fixtures.REACT_TURNS], None))
   if _data_dir() is not None:
-    hotpotqa = docs.react_section(prompts="hotpotqa", docs="distractor:0")
+    hotpotqa = search_index.react_section(prompts="hotpotqa", docs="distractor:0")
     cases.append(("react: the HotpotQA prompt", hotpotqa, "Who was Milhouse named after?",
                   [" Search.\nAction 1: Search[Richard Nixon]", " Done.\nAction 2: Finish[Nixon]"],
                   None))
@@ -301,7 +301,7 @@ def _react_cases():
 
 def test_episode_protocol_matches_python(tmp_path):
   store = docstore.DocStore(_PAGES)
-  index = docs.store_index(store, "test pages")
+  index = search_index.store_index(store, "test pages")
   fixtures = []
   for name, section, question, completions, abort_at in _react_cases():
     expected = web_fixtures.scripted_run(section, question, completions, store, abort_at)
@@ -315,7 +315,7 @@ def test_episode_protocol_matches_python(tmp_path):
 def test_recorded_trajectory_is_the_python_episode():
   """REACT_TRAJECTORY (the browser test's expectation) is what the Python Episode makes of the
   recorded completions, turn texts and stop strings included."""
-  section = docs.react_section(**web_fixtures.REACT_SECTION)
+  section = search_index.react_section(**web_fixtures.REACT_SECTION)
   completions = [t["completion"] for t in web_fixtures.REACT_TURNS]
   run = web_fixtures.scripted_run(section, web_fixtures.REACT_QUESTION, completions)
   assert run["turns"] == [{k: v for k, v in t.items() if k != "completion"}
@@ -325,10 +325,10 @@ def test_recorded_trajectory_is_the_python_episode():
   assert run["trajectory"]["actions"][0].startswith("Calculate[")
 
 
-# ---- export/docs.py ------------------------------------------------------------------------------
+# ---- export/search_index.py ----------------------------------------------------------------------
 
 def test_react_section_carries_the_prompt_and_the_episode_turns():
-  section = docs.react_section()
+  section = search_index.react_section()
   assert section["prompt"] == prompts.fewshot("", "gsm8k", "react")
   assert section["tools"] == ["calculate"] and section["max_steps"] == 8
   episode = web_fixtures.python_episode(section, "q")
@@ -336,7 +336,7 @@ def test_react_section_carries_the_prompt_and_the_episode_turns():
   assert section["turns"]["thought"] == {"stop": list(first.stop), "max_new_tokens": first.max_new_tokens}
   assert section["turns"]["action"] == {"stop": ["\n"], "max_new_tokens": agent.ACTION_TOKENS}
   json.dumps(section)  # goes into manifest.json
-  with_docs = docs.react_section(docs="distractor:3", mode="act")
+  with_docs = search_index.react_section(docs="distractor:3", mode="act")
   assert with_docs["tools"] == ["calculate", "search", "lookup"] and with_docs["docs"] == "distractor:3"
   assert set(with_docs["turns"]) == {"action"}
 
@@ -351,7 +351,7 @@ def test_react_section_carries_the_prompt_and_the_episode_turns():
 ])
 def test_react_section_refuses_bad_settings(kwargs, message):
   with pytest.raises(ValueError, match=message):
-    docs.react_section(**kwargs)
+    search_index.react_section(**kwargs)
 
 
 def test_docs_spec_parsing():
@@ -365,17 +365,17 @@ def test_docs_spec_parsing():
 
 def test_docs_index_names_the_missing_data(tmp_path):
   with pytest.raises(FileNotFoundError, match=str(tmp_path)):
-    docs.docs_index("distractor:0", data_dir=str(tmp_path))
+    search_index.docs_index("distractor:0", data_dir=str(tmp_path))
 
 
 @needs_data
 def test_docs_index_is_the_python_store_and_small(tmp_path):
-  index = docs.docs_index("distractor:0")
+  index = search_index.docs_index("distractor:0")
   store, _ = stores.load_spec("distractor:0", data.data_dir())
   assert index["titles"] == store.titles and index["sentences"] == [store.pages[t] for t in store.titles]
-  assert {key: index["titles"][i] for key, i in index["keys"]} == store._by_key  # pylint: disable=protected-access
-  size = docs.write_docs_index(tmp_path / "docs.json")
-  assert json.loads((tmp_path / "docs.json").read_text(encoding="utf-8"))["spec"] == docs.DEFAULT_DOCS
+  assert {key: index["titles"][i] for key, i in index["keys"]} == store._by_key
+  size = search_index.write_docs_index(tmp_path / "docs.json")
+  assert json.loads((tmp_path / "docs.json").read_text(encoding="utf-8"))["spec"] == search_index.DEFAULT_DOCS
   assert size < 2_000_000, f"the default docs index is {size} bytes; the page downloads all of it"
   with pytest.raises(ValueError, match="questions 0..1583"):
-    docs.docs_index("distractor:5000")
+    search_index.docs_index("distractor:5000")

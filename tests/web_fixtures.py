@@ -1,5 +1,5 @@
 """The Python side of the page's ReAct checks: Episodes built from a web bundle's react section
-(export/docs.py) exactly as web/js/react.js builds them, scripted runs of them, and the
+(export/search_index.py) exactly as web/js/react.js builds them, scripted runs of them, and the
 calculator question the browser test asks.
 
 REACT_QUESTION is answered by SmolLM2-135M-Instruct (greedy, the project's own agent path:
@@ -115,12 +115,12 @@ def run_python_agent(questions=((REACT_QUESTION, REACT_GOLD),), section=None,
   """Trajectories (with "turns": each turn's text, stop strings, budget and the completion) of
   (question, gold) pairs under the project's own agent path (greedy decoding, models/engine.py)
   with the page's react section (default: react_section(**REACT_SECTION))."""
-  from eval.lm import LM  # pylint: disable=import-outside-toplevel
-  from export import docs  # pylint: disable=import-outside-toplevel
-  from input_pipeline import sft  # pylint: disable=import-outside-toplevel
-  from training import workdir  # pylint: disable=import-outside-toplevel
-  section = section or docs.react_section(**REACT_SECTION)
-  config, graphdef, params, tokenizer = workdir.load(model)
+  from eval.lm import LM
+  from export import search_index
+  from input_pipeline import sft
+  from training import model_source
+  section = section or search_index.react_section(**REACT_SECTION)
+  config, graphdef, params, tokenizer = model_source.load(model)
   lm = LM(graphdef, params, tokenizer, model, max_length=max_length, agent_batch_size=batch_size,
           template=sft.model_template(config, tokenizer))
   episodes = [Recorder(python_episode(section, q, gold, store)) for q, gold in questions]

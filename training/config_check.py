@@ -1,32 +1,20 @@
-"""Validate a training config before anything is compiled: one clear paragraph per problem."""
+"""Validate a training config before anything is compiled: one clear paragraph per problem.
 
+The fields every run has are checked here; each objective checks its own (training/objectives/),
+and the benchmark specs of config.evals are checked by eval/suite.py.
+"""
 
+from input_pipeline import sft
+from models.config import LORA_TARGETS
 from models.layers import ATTENTION, BLOCKS
 from models.transformer import REMAT_POLICIES
+from training import objectives
+from training.config import ConfigError, need as _need
+from training.mesh import mesh_shape
+
+__all__ = ["ConfigError", "check"]
 
 DTYPES = ("float32", "bfloat16", "float16")
-
-
-class ConfigError(ValueError):
-  pass
-
-
-def _need(ok, field, value, expected):
-  if not ok:
-    raise ConfigError(f"config.{field} = {value!r}: expected {expected}.")
-
-
-def unknown_field(config, path):
-  """'model.nope' -> "config.model has no field 'nope'; it has [...]", or None when the field exists."""
-  node, parts = config, path.split(".")
-  for i, part in enumerate(parts):
-    where = ".".join(["config", *parts[:i]])
-    if not hasattr(node, "keys"):
-      return f"{where} is a {type(node).__name__}, not a group of fields"
-    if part not in node:
-      return f"{where} has no field {part!r}; it has {sorted(node.keys())}"
-    node = node[part]
-  return None
 
 
 def check(config, device_count, process_count=1):
@@ -49,12 +37,6 @@ def check(config, device_count, process_count=1):
     _need(isinstance(config[field], int) and config[field] > 0, field, config[field], "a positive integer")
   evals = config.get("evals")
   if evals is not None and evals.tasks:
-    from eval import suite  # pylint: disable=import-outside-toplevel
-    for spec in evals.tasks:
-      try:
-        suite.parse(spec)
-      except ValueError as e:
-        raise ConfigError(f"evals.tasks: {e}") from e
     _need(config.eval_every > 0, "eval_every", config.eval_every, "> 0 when evals.tasks is set")
   for field in ("eval_every", "checkpoint_every", "eval_batches"):
     _need(isinstance(config[field], int) and config[field] >= 0, field, config[field], "an integer >= 0 (0 disables)")
@@ -77,7 +59,6 @@ def check(config, device_count, process_count=1):
 
   _check_finetune(config, process_count)
 
-  from training.mesh import mesh_shape  # here, not at the top: config checks stay importable without jax work
   try:
     sizes = mesh_shape(config.mesh, device_count)
   except ValueError as e:
@@ -90,15 +71,11 @@ def check(config, device_count, process_count=1):
   return sizes
 
 
-LORA_TARGETS = ("wq", "wk", "wv", "wo", "gate", "up", "down")
-
-
 def _check_finetune(config, process_count):
-  """The fine-tuning fields (objective, init_from, finetune, lora, dpo, ppo)."""
-  from input_pipeline import sft  # pylint: disable=import-outside-toplevel
-  from training import steps  # pylint: disable=import-outside-toplevel
+  """The fine-tuning fields every objective shares (objective, lora, finetune), then the objective's own."""
   m, ft = config.model, config.finetune
-  _need(config.objective in steps.OBJECTIVES, "objective", config.objective, f"one of {sorted(steps.OBJECTIVES)}")
+  _need(config.objective in objectives.REGISTRY, "objective", config.objective, f"one of {sorted(objectives.REGISTRY)}")
+  objective = objectives.get(config.objective)
   _need(isinstance(m.lora_rank, int) and m.lora_rank >= 0, "model.lora_rank", m.lora_rank, "an integer >= 0")
   if m.lora_rank:
     _need(bool(config.init_from), "model.lora_rank", m.lora_rank,
@@ -108,36 +85,7 @@ def _check_finetune(config, process_count):
     _need(bool(m.lora_targets) or m.score_head, "model.lora_targets", m.lora_targets,
           "a non-empty subset (empty trains nothing unless model.score_head is on: a linear probe)")
     _need(0 <= m.lora_dropout < 1, "model.lora_dropout", m.lora_dropout, "a rate in [0, 1)")
-  if config.objective != "lm" or ft.train_files:
+  if objective.finetuning(config):
     _need(ft.template in sft.TEMPLATES, "finetune.template", ft.template, f"one of {sft.TEMPLATES}")
     _need(0 <= ft.held_out_fraction < 1, "finetune.held_out_fraction", ft.held_out_fraction, "a fraction in [0, 1)")
-  if config.objective in ("reward", "dpo"):
-    from input_pipeline import preference  # pylint: disable=import-outside-toplevel
-    _need(ft.pairs_format in preference.READERS, "finetune.pairs_format", ft.pairs_format,
-          f"one of {sorted(preference.READERS)} for objective {config.objective!r}")
-    _need(config.batch_size % (2 * config.grad_accum_steps) == 0, "batch_size", config.batch_size,
-          "an even number of rows per micro-batch: each preference pair is two rows (chosen, rejected)")
-  if config.objective in ("dpo", "ppo"):
-    _need(bool(config.init_from), "init_from", config.init_from,
-          f"the model {config.objective} starts from (it is also the frozen reference)")
-  _need(config.dpo.reference in ("on_the_fly", "precomputed"), "dpo.reference", config.dpo.reference,
-        "'on_the_fly' or 'precomputed'")
-  if config.objective == "dpo" and config.dpo.reference == "precomputed":
-    _need(process_count == 1, "dpo.reference", "precomputed",
-          "'on_the_fly' in a multi-process run (the reference pass runs on one host)")
-  if config.objective == "ppo":
-    p = config.ppo
-    _need(bool(config.reward_model), "reward_model", config.reward_model, "a reward model workdir for PPO")
-    _need(process_count == 1, "objective", "ppo", "a single-process run (rollouts are sampled on one host)")
-    _need(p.rollout_size % config.batch_size == 0, "ppo.rollout_size", p.rollout_size,
-          f"a multiple of batch_size = {config.batch_size} (minibatches of one rollout)")
-    per_rollout = p.epochs * p.rollout_size // config.batch_size
-    _need(config.checkpoint_every % per_rollout == 0, "checkpoint_every", config.checkpoint_every,
-          f"a multiple of the {per_rollout} steps per rollout (ppo.epochs x rollout_size / batch_size): "
-          "a checkpoint cannot hold half a rollout")
-    _need(config.total_steps % per_rollout == 0, "total_steps", config.total_steps,
-          f"a multiple of the {per_rollout} steps per rollout")
-    _need(m.score_head, "model.score_head", m.score_head, "True for PPO (the value head)")
-    _need(p.max_new_tokens < config.seq_len, "ppo.max_new_tokens", p.max_new_tokens, f"< seq_len = {config.seq_len}")
-  if config.objective == "reward":
-    _need(m.score_head, "model.score_head", m.score_head, "True for a reward model (its scalar score)")
+  objective.check(config, process_count)

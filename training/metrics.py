@@ -17,6 +17,8 @@ import time
 import numpy as np
 import tensorboardX
 
+from input_pipeline import files
+
 METRICS_FILE = "metrics.jsonl"
 
 
@@ -48,17 +50,11 @@ def read_metrics(workdir):
 
 
 def _truncate_after(path, start_step):
-  """Rewrites `path` keeping rows with step <= start_step (write to a temp file, then rename)."""
+  """Rewrites `path` keeping rows with step <= start_step, atomically (a crash keeps the old)."""
   if not os.path.exists(path):
     return
   kept = [row for row in read_metrics(os.path.dirname(path)) if row["step"] <= start_step]
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    for row in kept:
-      f.write(json.dumps(row, allow_nan=False) + "\n")
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
+  files.write_atomically(path, "".join(json.dumps(row, allow_nan=False) + "\n" for row in kept))
 
 
 def _duration(seconds):
@@ -75,11 +71,16 @@ def _count(x):
   return f"{x:.0f}"
 
 
+def progress_bar(done, total, width=20):
+  """`[#####...............]  25%`: the one bar, for training's console line and eval's scoring."""
+  frac = min(max(done / total, 0.0), 1.0) if total else 0.0
+  filled = int(round(frac * width))
+  return f"[{'#' * filled}{'.' * (width - filled)}] {frac:4.0%}"
+
+
 def format_line(step, total_steps, metrics, steps_per_second=None, width=20):
   """`[#####.....]  25% step 250/1000 | loss 3.2100 | ... | MFU 31.2% | ETA 4m10s`."""
-  frac = min(max(step / total_steps, 0.0), 1.0) if total_steps else 0.0
-  filled = int(round(frac * width))
-  parts = [f"[{'#' * filled}{'.' * (width - filled)}] {frac:4.0%} step {step}/{total_steps}"]
+  parts = [f"{progress_bar(step, total_steps, width)} step {step}/{total_steps}"]
   number = lambda k: metrics.get(k) if isinstance(metrics.get(k), float) else None
   if number("loss") is not None:
     parts.append(f"loss {number('loss'):.4f}")

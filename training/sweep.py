@@ -32,7 +32,8 @@ import subprocess
 import sys
 import time
 
-from configs import common
+from training import config as config_lib
+from input_pipeline import files
 
 MANIFEST = "manifest.json"
 
@@ -73,7 +74,7 @@ def load_sweep(config_path):
   """'configs/x.py[:arg]' -> list of override dicts (keys without a leading 'config.'), checked
   against the config's fields when the file also defines get_config."""
   path, *arg = config_path.split(":", 1)  # as ml_collections.config_flags does
-  module = common.load_module(path)
+  module = config_lib.load_module(path)
   if not hasattr(module, "get_sweep"):
     raise ValueError(f"{path} defines no get_sweep(arg); see training/sweep.py")
   members = module.get_sweep(*arg)
@@ -87,19 +88,11 @@ def load_sweep(config_path):
     overrides = {k.removeprefix("config."): v for k, v in overrides.items()}
     if config is not None:
       for key in overrides:
-        _check_field(config, key, f"sweep member {i}")
+        problem = config_lib.unknown_field(config, key)
+        if problem:
+          raise ValueError(f"sweep member {i}: override {key!r} names no config field ({problem})")
     out.append(overrides)
   return out
-
-
-def _check_field(config, key, where):
-  node = config
-  for part in key.split("."):
-    try:
-      node = node[part]
-    except (KeyError, TypeError, AttributeError):
-      raise ValueError(f"{where}: override {key!r} names no config field "
-                       f"({part!r} not found)") from None
 
 
 # --- planning -----------------------------------------------------------------------------------
@@ -144,12 +137,8 @@ def plan(config_path, sweepdir, members, extra_args=(), train_cmd="python train.
 
 
 def write_manifest(sweepdir, manifest):
-  path = os.path.join(sweepdir, MANIFEST)
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(manifest, f, indent=2, default=repr)
-    f.write("\n")
-  os.replace(tmp, path)
+  files.write_atomically(os.path.join(sweepdir, MANIFEST),
+                         json.dumps(manifest, indent=2, default=repr) + "\n")
 
 
 def read_manifest(sweepdir):

@@ -71,11 +71,11 @@ class Handler(http.server.SimpleHTTPRequestHandler):
     self.send_header("Cache-Control", "no-store")
     super().end_headers()
 
-  def log_message(self, format, *args):  # pylint: disable=redefined-builtin
+  def log_message(self, format, *args):
     if self.verbose:
       super().log_message(format, *args)
 
-  def log_error(self, format, *args):  # pylint: disable=redefined-builtin
+  def log_error(self, format, *args):
     super().log_message(format, *args)
 
 

@@ -32,7 +32,8 @@ import re
 from eval.api import Turn
 from input_pipeline import sft
 
-MODES = ("standard", "cot", "act", "react", "fireact")
+FEW_SHOT_MODES = ("standard", "cot", "act", "react")  # the paper's four, prompted with examples
+MODES = FEW_SHOT_MODES + ("fireact",)  # fireact: zero-shot, in the model's chat template
 TOOL_MODES = ("act", "react", "fireact")  # the modes that call tools (the others need no store)
 TURN_ENDS = {"chatml": sft.CHATML_END}  # templates that hold a conversation -> their turn end
 ANSWER_TOKENS = 32  # standard: one short line

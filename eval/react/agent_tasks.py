@@ -2,8 +2,8 @@
 
   REACT_TASKS[name](lm, data_dir, mode, limit=None, trajectories_path=None) -> eval.api.result
 
-with mode one of MODES (fireact writes in the model's chat template, `lm.template`); `limit` = the
-first N examples; trajectories (one JSON line per example: question, gold, prediction, score,
+with mode one of agent.MODES (fireact writes in the model's chat template, `lm.template`); `limit` =
+the first N examples; trajectories (one JSON line per example: question, gold, prediction, score,
 thoughts, actions, observations, full text) go to `trajectories_path` when given. "hotpotqa"
 searches each question's 10 distractor-setting paragraphs, "hotpotqa_wiki" the local Wikipedia of
 all HotpotQA intro paragraphs.
@@ -11,12 +11,10 @@ all HotpotQA intro paragraphs.
 
 import functools
 
-from eval.react import agent
 from eval.react import fever
 from eval.react import gsm8k_tools
 from eval.react import hotpotqa
 
-MODES = agent.MODES
 REACT_TASKS = {
     "hotpotqa": functools.partial(hotpotqa.evaluate, store="distractor"),
     "hotpotqa_wiki": functools.partial(hotpotqa.evaluate, store="wiki"),

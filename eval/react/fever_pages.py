@@ -55,7 +55,7 @@ def evidence_pages(rows):
   stats["guessed"] = _guess(rows, placed)
   stats["unplaced"] = len({_pair(p) for r in rows for p in r["evidence_pages"]} - set(placed))
   by_page = collections.defaultdict(list)
-  for (wiki_id, sent_id), sentence in sorted(placed.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+  for (wiki_id, sent_id), sentence in sorted(placed.items(), key=lambda kv: (kv[0][0], kv[0][1])):  # noqa: B007
     by_page[page_title(wiki_id)].append(detokenise(sentence))
   return dict(by_page), stats
 

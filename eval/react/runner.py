@@ -55,13 +55,7 @@ def evaluate(task, lm, prefix, episodes, metric_names, *, mode, trajectories_pat
   if trajectories_path:
     write_trajectories(trajectories_path, trajectories)
   n = len(trajectories)
-  metrics, stderr = {}, {}
-  for name in metric_names:
-    values = [float(t[name]) for t in trajectories]
-    metrics[name] = sum(values) / n if n else math.nan
-    if n > 1:
-      variance = sum((v - metrics[name]) ** 2 for v in values) / (n - 1)
-      stderr[name] = math.sqrt(variance / n)
+  metrics, stderr = api.summarise(trajectories, metric_names)
   agent_figures = dict(
       episodes_per_minute=round(60 * n / seconds, 2) if seconds > 0 else None,
       mean_steps=sum(t["steps"] for t in trajectories) / n if n else math.nan,

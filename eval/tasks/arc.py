@@ -33,11 +33,6 @@ def example(row):
   return multiple_choice.Example(tuple((context, " " + c) for c in choices), choices, row["gold"])
 
 
-def requests(row):
-  """-> [(context, continuation)], one per choice."""
-  return list(example(row).requests)
-
-
 def evaluate(task, lm, data_dir, limit=None, num_shots=None):
   """task: "arc_easy" or "arc_challenge"."""
   return multiple_choice.evaluate(task, lm, data_dir, FILES[task], example, required=_REQUIRED,

@@ -33,11 +33,6 @@ def example(row):
   return multiple_choice.Example(tuple((context, " " + c) for c in CHOICES), CHOICES, row["gold"])
 
 
-def requests(row):
-  """-> [(context, " no"), (context, " yes")]."""
-  return list(example(row).requests)
-
-
 def evaluate(lm, data_dir, limit=None, num_shots=None):
   return multiple_choice.evaluate("boolq", lm, data_dir, FILE, example, required=_REQUIRED,
                                   limit=limit, num_shots=num_shots, metrics=("acc",),

@@ -8,7 +8,7 @@ sums run over all documents, as lm-eval's weighted aggregations do:
 No stderr (lm-eval gives none for these). `limit` keeps the first N documents.
 
 Documents: the held-out tail of each file, cut as training holds text out
-(input_pipeline/sources.split_heldout with configs/common.py's data.eval_fraction): the last 10%
+(input_pipeline/sources.split_heldout with training/config.py's data.eval_fraction): the last 10%
 from a line start. One document per file, as the training pipeline reads a .txt file.
   bpb_tinyshakespeare  pretrain_text/tinyshakespeare/input.txt (public domain): exactly the held-out
                        text of configs/llama.py:shakespeare
@@ -20,7 +20,7 @@ import math
 import re
 import time
 
-from configs import common
+from training import config as config_lib
 from eval import api
 from eval import data
 from eval.tasks import multiple_choice
@@ -34,9 +34,9 @@ FILES["bpb"] = FILES["bpb_tinyshakespeare"] + FILES["bpb_wiki"]
 
 
 def heldout_text(file, eval_fraction=None):
-  """The held-out tail of a text file; eval_fraction defaults to configs/common.py's."""
+  """The held-out tail of a text file; eval_fraction defaults to training/config.py's."""
   if eval_fraction is None:
-    eval_fraction = common.base_config().data.eval_fraction
+    eval_fraction = config_lib.base_config().data.eval_fraction
   with open(file, encoding="utf-8", errors="replace") as f:
     return sources.split_heldout(f.read(), eval_fraction)[1]
 

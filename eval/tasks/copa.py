@@ -39,11 +39,6 @@ def example(row):
                                  choices, row["gold"])
 
 
-def requests(row):
-  """-> [(context, continuation)] for the two alternatives."""
-  return list(example(row).requests)
-
-
 def evaluate(lm, data_dir, limit=None, num_shots=None):
   return multiple_choice.evaluate("copa", lm, data_dir, FILE, example, required=_REQUIRED,
                                   limit=limit, num_shots=num_shots, metrics=("acc",),

@@ -21,7 +21,7 @@ Scoring (lm-eval's two filters, then exact_match with ignore_case and regexes_to
   exact_match_flexible  last match of "(-?[$0-9.,]{2,})|(-?[0-9]+)", its non-empty group
   no match -> "[invalid]". Prediction and the full reference answer both drop "," and "$", all
   text through "#### " and one final "." (in that order), are lower-cased, then compared.
-stderr: lm-eval's mean_stderr.
+stderr: lm-eval's mean_stderr (eval/api.py).
 """
 
 import random
@@ -30,7 +30,6 @@ import time
 
 from eval import api
 from eval import data
-from eval.tasks import multiple_choice
 
 TEST_FILE = "benchmarks/gsm8k/test.jsonl"
 TRAIN_FILE = "benchmarks/gsm8k/train.jsonl"
@@ -124,7 +123,7 @@ def evaluate(lm, data_dir, limit=None, num_shots=None, shared_prefix=False):
   completions = (lm.generate(prompts, list(STOP), MAX_NEW_TOKENS, prefix=prefix, desc=task)
                  if prompts else [])
   scores = [score(c, r["answer"]) for c, r in zip(completions, rows)]
-  metrics, stderr = multiple_choice.summarise(scores, ("exact_match_strict",
+  metrics, stderr = api.summarise(scores, ("exact_match_strict",
                                                        "exact_match_flexible"))
   index = {id(r): i for i, r in enumerate(train_rows)}
   return api.result(

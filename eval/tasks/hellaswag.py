@@ -36,11 +36,6 @@ def example(row):
                                  int(row["label"]))
 
 
-def requests(row):
-  """-> [(context, continuation)], one per ending."""
-  return list(example(row).requests)
-
-
 def evaluate(lm, data_dir, limit=None, num_shots=None):
   return multiple_choice.evaluate("hellaswag", lm, data_dir, FILE, example, required=_REQUIRED,
                                   limit=limit, num_shots=num_shots)

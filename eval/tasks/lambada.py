@@ -43,8 +43,8 @@ def summarise(results):
   greedy = [float(is_greedy) for _, is_greedy in results]
   perplexity = math.exp(-sum(logprobs) / n)
   return ({"acc": sum(greedy) / n, "perplexity": perplexity},
-          {"acc": multiple_choice.mean_stderr(greedy),
-           "perplexity": perplexity * multiple_choice.mean_stderr(logprobs)})
+          {"acc": api.mean_stderr(greedy),
+           "perplexity": perplexity * api.mean_stderr(logprobs)})
 
 
 def evaluate(lm, data_dir, limit=None, num_shots=None):

@@ -69,11 +69,6 @@ def example(row, prefix):
                                  LETTERS.index(row[5]))
 
 
-def requests(row, subject, dev_rows=()):
-  """-> [(context, " A"), ..., (context, " D")] for one test row."""
-  return list(example(row, fewshot_prefix(subject, dev_rows)).requests)
-
-
 def _subjects(data_dir):
   test_dir = data.path(data_dir, TEST_DIR)
   files = sorted(glob.glob(os.path.join(test_dir, "*_test.csv")))
@@ -110,7 +105,7 @@ def evaluate(lm, data_dir, limit=None, num_shots=None):
   for subject, s in zip(subject_of, scores):
     by_subject.setdefault(subject, []).append(s["acc"])
   subjects = {k: {"acc": sum(v) / len(v), "samples": len(v)} for k, v in by_subject.items()}
-  metrics, stderr = multiple_choice.summarise(scores, ("acc",))
+  metrics, stderr = api.summarise(scores, ("acc",))
   metrics["acc_macro"] = (sum(s["acc"] for s in subjects.values()) / len(subjects)
                           if subjects else float("nan"))
   return api.result("mmlu", metrics, stderr=stderr, samples=len(examples), total=total,

@@ -8,7 +8,8 @@ continuation i:
             (its doc_to_choice, i.e. without the " " target delimiter) and len counts characters:
             lm-eval's acc_norm, not bytes and not tokens.
 Ties go to the lowest index (np.argmax, as lm-eval). A task's metric is the mean over questions and
-its stderr is lm-eval's `mean_stderr`: sample standard deviation (n - 1) / sqrt(n).
+its stderr is lm-eval's `mean_stderr` (eval/api.py):
+sample standard deviation (n - 1) / sqrt(n).
 
 Rows: a line that is not a JSON object or lacks a field, a field of the wrong type, or a row whose
 text is not in the shape a task recovers its fields from (`MalformedRow`) is skipped and counted in
@@ -17,7 +18,6 @@ the result's `skipped`.
 """
 
 import dataclasses
-import math
 import time
 
 import numpy as np
@@ -49,15 +49,6 @@ class Example:
       raise MalformedRow(f"gold {self.gold!r} is not an index into {len(self.choices)} choices")
 
 
-def mean_stderr(values):
-  """lm-eval's standard error of a mean: sample std (n - 1) / sqrt(n); NaN for fewer than 2."""
-  n = len(values)
-  if n < 2:
-    return float("nan")
-  mean = sum(values) / n
-  return math.sqrt(sum((x - mean) ** 2 for x in values) / (n - 1) / n)
-
-
 def score(example, logprobs):
   """-> {"acc": 0. or 1., "acc_norm": 0. or 1.} for one question; logprobs: [num_choices]."""
   logprobs = np.asarray(logprobs, dtype=np.float64)
@@ -78,16 +69,6 @@ def score_all(lm, examples, desc):
     scores.append(score(example, [logprob for logprob, _ in results[start:end]]))
     start = end
   return scores
-
-
-def summarise(scores, metrics):
-  """-> (means, stderrs): {metric: float} over per-question score dicts; NaN when empty."""
-  means, stderrs = {}, {}
-  for metric in metrics:
-    values = [s[metric] for s in scores]
-    means[metric] = sum(values) / len(values) if values else float("nan")
-    stderrs[metric] = mean_stderr(values)
-  return means, stderrs
 
 
 _NO_FEWSHOT_SPLIT = ("the shipped file has no training split to draw lm-eval's few-shot "
@@ -120,7 +101,7 @@ def evaluate(task, lm, data_dir, relative_path, to_example, *, required, limit=N
   check_zero_shot(task, num_shots)
   file = data.path(data_dir, relative_path)
   examples, total, skipped = read_examples(file, to_example, required, limit)
-  means, stderrs = summarise(score_all(lm, examples, desc=task), metrics)
+  means, stderrs = api.summarise(score_all(lm, examples, desc=task), metrics)
   return api.result(task, means, stderr=stderrs, samples=len(examples), total=total,
                     skipped=skipped, shots=0, data_file=file, normalisation=normalisation,
                     seconds=time.perf_counter() - start)

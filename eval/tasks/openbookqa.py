@@ -24,11 +24,6 @@ def example(row):
                                  row["gold"])
 
 
-def requests(row):
-  """-> [(context, continuation)], one per choice."""
-  return list(example(row).requests)
-
-
 def evaluate(lm, data_dir, limit=None, num_shots=None):
   return multiple_choice.evaluate("openbookqa", lm, data_dir, FILE, example, required=_REQUIRED,
                                   limit=limit, num_shots=num_shots)

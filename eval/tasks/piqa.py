@@ -26,11 +26,6 @@ def example(row):
   return multiple_choice.Example(tuple((context, " " + c) for c in choices), choices, row["gold"])
 
 
-def requests(row):
-  """-> [(context, continuation)], one per solution."""
-  return list(example(row).requests)
-
-
 def evaluate(lm, data_dir, limit=None, num_shots=None):
   return multiple_choice.evaluate("piqa", lm, data_dir, FILE, example, required=_REQUIRED,
                                   limit=limit, num_shots=num_shots)

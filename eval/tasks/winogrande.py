@@ -28,11 +28,6 @@ def example(row):
   return multiple_choice.Example(tuple((c, continuation) for c in contexts), contexts, row["gold"])
 
 
-def requests(row):
-  """-> [(context_with_option, shared_continuation)], one per option."""
-  return list(example(row).requests)
-
-
 def evaluate(lm, data_dir, limit=None, num_shots=None):
   return multiple_choice.evaluate(
       "winogrande", lm, data_dir, FILE, example, required=_REQUIRED, limit=limit,

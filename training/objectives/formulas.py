@@ -1,4 +1,4 @@
-"""The math of the alignment objectives, as pure functions on arrays (jit- and grad-friendly).
+"""The math the objectives share, as pure functions on arrays (jit- and grad-friendly).
 
 Reward model (InstructGPT): pairwise Bradley-Terry loss -log sigmoid(r_chosen - r_rejected).
 DPO (Rafailov et al. 2023): -log sigmoid(beta * ((pi_c - ref_c) - (pi_r - ref_r))) with pi/ref the

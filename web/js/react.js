@@ -4,7 +4,7 @@
 // An Episode is pure: start() -> Turn {text, stop, maxNewTokens}; step(completion) -> the next
 // Turn or null when it ends; `trajectory` then holds the record Python's Episode writes (same
 // field names). Modes standard, cot, act, react and fireact (chatml) are all ported; the turns'
-// stop strings and token budgets come from the bundle's react section (export/docs.py reads them
+// stop strings and token budgets come from the bundle's react section (export/search_index.py reads them
 // off the Python Episode), the few-shot prompt too, so no prompt text lives here.
 //
 // runEpisode keeps one context string as the engine does: the few-shot prefix, then each turn's

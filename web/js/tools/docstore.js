@@ -1,5 +1,5 @@
 // search[entity] and lookup[keyword] in the browser: eval/react/docstore.py (DocStore) and
-// eval/react/tools.py (Browser) over the index export/docs.py writes (docs.json).
+// eval/react/tools.py (Browser) over the index export/search_index.py writes (docs.json).
 //
 // The index carries what Python computed so the observations are the same: the pages in the
 // store's order, the normalised title keys, and the BM25 index bm25s built (vocabulary, float32
@@ -64,7 +64,7 @@ function float32Base64(text) {
 export class DocStore {
   constructor(index) {
     if (!index || index.frugal_docs !== 1) {
-      throw new Error("not a docs index from export/docs.py (frugal_docs 1): export the bundle again");
+      throw new Error("not a docs index from export/search_index.py (frugal_docs 1): export the bundle again");
     }
     this.index = index;
     this.titles = index.titles;

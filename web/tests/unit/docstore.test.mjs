@@ -23,6 +23,6 @@ test("search / lookup observations match tools.Browser, query by query", {skip},
   }
 });
 
-test("an index that is not from export/docs.py is refused", () => {
+test("an index that is not from export/search_index.py is refused", () => {
   assert.throws(() => new DocStore({titles: []}), /frugal_docs/);
 });
