@@ -34,3 +34,18 @@ def test_a_back_import_breaks_the_contract(tmp_path):
   assert run.returncode != 0
   assert "models.config -> configs.common" in run.stdout
   assert "training.loop -> train" in run.stdout
+
+
+def test_importing_train_starts_no_backend():
+  """train.py calls jax.distributed.initialize, which fails once any import has started the XLA
+  backend (bm25s, imported through the eval suite, runs a jax computation when imported)."""
+  probe = (
+      "import sys\n"
+      "from jax._src import xla_bridge\n"
+      "def refuse(*args, **kwargs):\n"
+      "  import traceback; traceback.print_stack(); sys.exit(3)\n"
+      "xla_bridge.backends = refuse\n"
+      "import train\n")
+  run = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True,
+                       timeout=300, env=dict(os.environ, PYTHONPATH=REPO))
+  assert run.returncode == 0, run.stderr[-3000:]

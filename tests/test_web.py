@@ -176,14 +176,33 @@ def _run_page(node, url, cases, tmp_path, query="device=wasm", timeout_s=400):
   return json.loads((tmp_path / "page.json").read_text())
 
 
+class _NoEos:
+  """A tokenizer whose EOS id matches no token, so the engine generates every requested token."""
+
+  eos_id = -1
+
+  def __init__(self, tokenizer):
+    self.encode, self.decode = tokenizer.encode, tokenizer.decode
+
+
+def _greedy_ids(graphdef, params, tokenizer, prompts, n):
+  """n greedy ids per prompt from the one decoding loop (models/engine), EOS not stopping."""
+  from models import engine
+  ids = [[] for _ in prompts]
+  episodes = [engine.OneTurn(engine.Turn(p, (), n)) for p in prompts]
+  decoder = engine.Engine(graphdef, params, _NoEos(tokenizer), batch_size=len(prompts),
+                          max_length=engine.bucket(max(len(tokenizer.encode(p)) for p in prompts) + n + 2, (256,)))
+  for episode, token in decoder.tokens("", episodes):
+    ids[episodes.index(episode)].append(token)
+  assert all(len(row) == n for row in ids), ids
+  return ids
+
+
 def _jax_greedy(prompts, n):
-  """(prompt ids, n greedy ids per prompt) from our JAX model and Sampler, EOS not stopping."""
-  from models import decode
+  """(prompt ids, n greedy ids per prompt) from our JAX model, EOS not stopping."""
   from training import model_source
   _, graphdef, params, tokenizer = model_source.load(MODEL)
-  sampler = decode.Sampler(graphdef, params, tokenizer)
-  steps = list(sampler._tokens(list(prompts), n, 0.0, 0, 1.0, 0))
-  return [tokenizer.encode(p) for p in prompts], [[int(s[row]) for s in steps] for row in range(len(prompts))]
+  return [tokenizer.encode(p) for p in prompts], _greedy_ids(graphdef, params, tokenizer, prompts, n)
 
 
 @pytest.mark.slow
@@ -279,7 +298,7 @@ def test_page_runs_our_own_model_format(browser_node, tmp_path, tiny_tokenizer):
   from eval.react import stores
   from export import tokenizer_json, web_bundle
   from input_pipeline import hf_tokenizer
-  from models import decode, transformer
+  from models import transformer
   try:
     data.data_dir()  # docs.json is built from HotpotQA paragraphs in the data dir
   except FileNotFoundError:
@@ -298,9 +317,7 @@ def test_page_runs_our_own_model_format(browser_node, tmp_path, tiny_tokenizer):
   (tmp_path / "web" / "manifest.json").write_text(json.dumps(manifest))
 
   prompts = ("The king said to the queen", "café Straße 小さな 🌊")  # the emoji: byte pieces
-  sampler = decode.Sampler(graphdef, params, tiny_tokenizer)
-  steps = list(sampler._tokens(list(prompts), 12, 0.0, 0, 1.0, 0))
-  expected = [[int(s[row]) for s in steps] for row in range(len(prompts))]
+  expected = _greedy_ids(graphdef, params, tiny_tokenizer, prompts, 12)
   # Python's agent with the tokenizer.json the page reads: a random model writes invalid UTF-8
   # byte runs, which `tokenizers` and SentencePiece decode differently (U+FFFD per byte of the
   # run, or per invalid byte).

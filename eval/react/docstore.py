@@ -5,11 +5,16 @@ import html
 import re
 import unicodedata
 
-import bm25s
-
 # A sentence ends at . ! or ? (optionally closed by a quote or bracket) followed by whitespace and
 # an upper-case letter, digit or opening quote/bracket. Only for pages shipped as one text blob.
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]?\s+(?=[A-Z0-9\"'(\[])")
+
+
+def _bm25s():
+  """bm25s, imported when a store is built: importing it runs a jax computation, which would start
+  the XLA backend before train.py's jax.distributed.initialize (train.py imports the eval suite)."""
+  import bm25s
+  return bm25s
 
 
 def normalise_title(title):
@@ -38,6 +43,7 @@ class DocStore:
     for title in self.titles:  # first title wins when two differ only in case or spacing
       self._by_key.setdefault(normalise_title(title), title)
     corpus = [f"{t} {t} {' '.join(s)}" for t, s in self.pages.items()]
+    bm25s = _bm25s()
     tokens = bm25s.tokenize(corpus, stopwords="en", show_progress=False)
     self._bm25 = None  # bm25s cannot index a corpus without a single word (e.g. no pages)
     if tokens.vocab:
@@ -58,7 +64,7 @@ class DocStore:
   def similar(self, query, k=5):
     """Up to k titles ranked by BM25 score for `query`; titles scoring zero are left out."""
     k = min(k, len(self.titles))
-    tokens = bm25s.tokenize([query], stopwords="en", show_progress=False, return_ids=False)
+    tokens = _bm25s().tokenize([query], stopwords="en", show_progress=False, return_ids=False)
     if self._bm25 is None or k == 0 or not tokens[0]:
       return []
     ids, scores = self._bm25.retrieve(tokens, k=k, show_progress=False, n_threads=1)
